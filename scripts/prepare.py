@@ -1,0 +1,46 @@
+#!/usr/bin/env python
+"""Bring a dataset into the internal form (a checked ``.npz``).
+
+ISBI: ``images`` (N,H,W) uint8 [+ ``labels`` (N,H,W) bool, True = cell].
+CTC sequence: ``images`` (T,H,W), ``instances`` (K,H,W) uint16, ``frames`` (K,).
+"""
+
+import argparse
+from pathlib import Path
+
+from _common import run, setup_logging
+
+from unet_repro.datasets import read_ctc_sequence, read_isbi
+from unet_repro.io import write_npz
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["isbi", "ctc"])
+    parser.add_argument("--volume", type=Path, help="ISBI volume TIFF")
+    parser.add_argument("--labels", type=Path, help="ISBI labels TIFF (omit for the test volume)")
+    parser.add_argument("--root", type=Path, help="unpacked CTC dataset folder")
+    parser.add_argument("--sequence", help="CTC sequence, e.g. 01")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    log = setup_logging()
+    if args.what == "isbi":
+        if args.labels:
+            images, labels = read_isbi(args.volume, args.labels)
+            write_npz(args.out, images=images, labels=labels)
+            log.info("%s: %s slices, %.1f %% cell pixels", args.volume, len(images), 100 * labels.mean())
+        else:
+            images = read_isbi(args.volume)
+            write_npz(args.out, images=images)
+            log.info("%s: %s slices", args.volume, len(images))
+    else:
+        seq = read_ctc_sequence(args.root, args.sequence)
+        write_npz(args.out, images=seq.images, instances=seq.instances, frames=seq.frames)
+        log.info(
+            "%s/%s: %d frames %s, annotated frames %s",
+            args.root, args.sequence, len(seq.images), seq.images.shape[1:], seq.frames.tolist(),
+        )
+
+
+if __name__ == "__main__":
+    run(main)

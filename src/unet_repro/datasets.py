@@ -1,0 +1,144 @@
+"""Readers that bring each dataset into one internal form, and the held-out splits.
+
+Internal form
+-------------
+ISBI 2012
+    ``images`` (N, H, W) uint8 and ``labels`` (N, H, W) bool, True = cell (non-membrane).
+Cell Tracking Challenge (one sequence, e.g. ``01``)
+    ``images`` (T, H, W) of all frames, ``instances`` (K, H, W) uint16 instance labels of the
+    K annotated frames (``<seq>_GT/SEG/man_segNNN.tif``) and ``frames`` (K,) their frame
+    indices NNN.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .io import DataError, read_tiff
+
+ISBI = "isbi2012"
+CTC_DATASETS = ("PhC-C2DH-U373", "DIC-C2DH-HeLa")
+DATASETS = (ISBI, *CTC_DATASETS)
+
+
+def read_isbi(volume_path: str | Path, labels_path: str | Path | None = None):
+    """Read the ISBI 2012 volume and, if given, its binary labels.
+
+    Returns ``images`` (N, H, W) uint8, or ``(images, labels)`` with ``labels`` bool
+    (True = cell). Raises :class:`DataError` naming the file for a wrong dimensionality,
+    a shape mismatch, or labels that are not binary.
+    """
+    images = read_tiff(volume_path)
+    if images.ndim == 2:
+        images = images[None]
+    if images.ndim != 3:
+        raise DataError(f"{volume_path}: expected a stack (N, H, W), got shape {images.shape}")
+    if labels_path is None:
+        return images
+    labels = read_tiff(labels_path)
+    if labels.ndim == 2:
+        labels = labels[None]
+    if labels.shape != images.shape:
+        raise DataError(
+            f"{labels_path}: label shape {labels.shape} does not match image shape "
+            f"{images.shape} of {volume_path}"
+        )
+    values = np.unique(labels)
+    if len(values) > 2 or (len(values) == 2 and values[0] != 0):
+        shown = ", ".join(str(v) for v in values[:6]) + (" ..." if len(values) > 6 else "")
+        raise DataError(f"{labels_path}: ISBI labels must be binary (0 and one value), found {shown}")
+    return images, labels > 0
+
+
+_SEG_NAME = re.compile(r"man_seg(\d+)\.tif$")
+_FRAME_NAME = re.compile(r"t(\d+)\.tif$")
+
+
+@dataclass
+class CTCSequence:
+    """One CTC training sequence in the internal form."""
+
+    images: np.ndarray  # (T, H, W)
+    instances: np.ndarray  # (K, H, W) uint16
+    frames: np.ndarray  # (K,) int64 frame indices of the annotated frames
+
+
+def read_ctc_sequence(root: str | Path, sequence: str) -> CTCSequence:
+    """Read frames and gold-truth segmentation of one sequence of a CTC dataset folder.
+
+    ``root`` is the unpacked dataset folder (holding ``01/``, ``01_GT/SEG/`` ...).
+    """
+    root = Path(root)
+    frame_dir, seg_dir = root / sequence, root / f"{sequence}_GT" / "SEG"
+    if not frame_dir.is_dir():
+        raise DataError(f"{frame_dir}: sequence folder not found")
+    if not seg_dir.is_dir():
+        raise DataError(f"{seg_dir}: GT folder not found (expected man_segNNN.tif files)")
+    frame_files = sorted(
+        (int(m.group(1)), p) for p in frame_dir.iterdir() if (m := _FRAME_NAME.match(p.name))
+    )
+    if not frame_files:
+        raise DataError(f"{frame_dir}: no frames tNNN.tif")
+    indices = [i for i, _ in frame_files]
+    if indices != list(range(len(indices))):
+        raise DataError(f"{frame_dir}: frame numbers are not contiguous from 0")
+    images = np.stack([_read_2d(p) for _, p in frame_files])
+    seg_files = sorted(
+        (int(m.group(1)), p) for p in seg_dir.iterdir() if (m := _SEG_NAME.match(p.name))
+    )
+    if not seg_files:
+        raise DataError(f"{seg_dir}: no man_segNNN.tif files")
+    frames, instances = [], []
+    for index, path in seg_files:
+        if index >= len(images):
+            raise DataError(f"{path}: frame {index} does not exist in {frame_dir}")
+        label = _read_2d(path)
+        if label.shape != images.shape[1:]:
+            raise DataError(
+                f"{path}: label shape {label.shape} does not match frame shape {images.shape[1:]}"
+            )
+        frames.append(index)
+        instances.append(label.astype(np.uint16))
+    return CTCSequence(images, np.stack(instances), np.asarray(frames, dtype=np.int64))
+
+
+def _read_2d(path: Path) -> np.ndarray:
+    image = read_tiff(path)
+    if image.ndim != 2:
+        raise DataError(f"{path}: expected a 2-D image, got shape {image.shape}")
+    return image
+
+
+def parse_indices(spec: str | int | list, n: int | None = None) -> list[int]:
+    """Parse an index list like ``"0-24"``, ``"0-4,10,12-13"`` or ``[0, 1, 2]``.
+
+    Ranges are inclusive. With ``n``, indices must lie in ``[0, n)``.
+    """
+    if isinstance(spec, int):
+        items = [spec]
+    elif isinstance(spec, list):
+        items = []
+        for part in spec:
+            items += parse_indices(part)
+    else:
+        items = []
+        for part in str(spec).split(","):
+            part = part.strip()
+            if m := re.fullmatch(r"(\d+)\s*-\s*(\d+)", part):
+                lo, hi = int(m.group(1)), int(m.group(2))
+                if hi < lo:
+                    raise ValueError(f"index range {part!r} is empty")
+                items += range(lo, hi + 1)
+            elif part.isdigit():
+                items.append(int(part))
+            else:
+                raise ValueError(f"cannot parse index list {spec!r} (use e.g. '0-24,27')")
+    if n is not None and any(not 0 <= i < n for i in items):
+        raise ValueError(f"index list {spec!r} has indices outside 0..{n - 1}")
+    if len(set(items)) != len(items):
+        raise ValueError(f"index list {spec!r} repeats indices")
+    return items

@@ -1,0 +1,92 @@
+"""File input/output with clear errors and atomic writes.
+
+Every writer here writes to a temporary file beside the target and renames it into
+place (``os.replace``), so an interrupted job never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file and the problem."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` on success.
+
+    On an exception the temporary file or folder is removed and ``path`` is untouched.
+    ``suffix`` is kept on the temporary name so writers that infer a format from the
+    extension (e.g. ``np.savez``) still work.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_tiff(path: str | os.PathLike) -> np.ndarray:
+    """Read a TIFF image or stack, turning every failure into a :class:`DataError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        return tifffile.imread(path)
+    except Exception as err:  # tifffile raises many types for truncated/corrupt files
+        raise DataError(f"{path}: unreadable or truncated TIFF ({type(err).__name__}: {err})") from err
+
+
+def write_tiff(path: str | os.PathLike, array: np.ndarray, compression: str | None = "zlib") -> None:
+    """Write ``array`` as a (multi-page) TIFF atomically."""
+    with atomic_path(path, suffix=".tif") as tmp:
+        tifffile.imwrite(tmp, np.asarray(array), photometric="minisblack", compression=compression)
+
+
+def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """Write named arrays to a compressed ``.npz`` atomically."""
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
+
+
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read all arrays of a ``.npz`` file into a dict."""
+    path = Path(path)
+    try:
+        with np.load(path) as data:
+            return {key: data[key] for key in data.files}
+    except Exception as err:
+        raise DataError(f"{path}: cannot read npz ({err})") from err
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """Write ``obj`` as indented JSON atomically."""
+    with atomic_path(path, suffix=".json") as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)

@@ -1,0 +1,75 @@
+# Weight maps of paper section 3, and a figure like the paper's figure 3.
+
+
+rule weights:
+    """Training target (separation borders removed) and weight map w(x) of one sequence."""
+    input:
+        script="scripts/weights.py",
+        prepared="results/prepared/{dataset}/{sequence}.npz",
+    output:
+        weights="results/weights/{dataset}/{sequence}.weights.tif",
+        target="results/weights/{dataset}/{sequence}.target.tif",
+    params:
+        w0=config["weights"]["w0"],
+        sigma=config["weights"]["sigma"],
+        class_balance=config["weights"]["class_balance"],
+    log:
+        "logs/weights/{dataset}-{sequence}.log",
+    benchmark:
+        "benchmarks/out/weights/{dataset}-{sequence}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "python {input.script} --prepared {input.prepared} --w0 {params.w0}"
+        " --sigma {params.sigma} --class-balance {params.class_balance}"
+        " --out-weights {output.weights} --out-target {output.target} 2> {log}"
+
+
+def figure3_inputs(wildcards):
+    if wildcards.dataset == ISBI:
+        seq, index = "train", config["figures"]["isbi_slice"]
+    else:
+        seq, index = config["figures"]["ctc_sequence"], config["figures"]["ctc_annotation"]
+    return {
+        "script": "scripts/figure_weights.py",
+        "prepared": f"results/prepared/{wildcards.dataset}/{seq}.npz",
+        "weights": f"results/weights/{wildcards.dataset}/{seq}.weights.tif",
+        "target": f"results/weights/{wildcards.dataset}/{seq}.target.tif",
+    }
+
+
+rule figure3:
+    """Image, ground truth, separation borders and weight map, as in the paper's figure 3."""
+    input:
+        unpack(figure3_inputs),
+    output:
+        "results/figures/fig3_{dataset}.png",
+    params:
+        index=lambda wc: (
+            config["figures"]["isbi_slice"]
+            if wc.dataset == ISBI
+            else config["figures"]["ctc_annotation"]
+        ),
+    log:
+        "logs/figures/fig3_{dataset}.log",
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "python {input.script} --prepared {input.prepared} --weights {input.weights}"
+        " --target {input.target} --index {params.index} --title {wildcards.dataset}"
+        " --out {output} 2> {log}"
+
+
+def all_weight_maps():
+    files = []
+    for dataset in DATASETS:
+        files += weights_inputs(dataset)
+    figs = [d for d in (ISBI, config["figures"]["ctc_dataset"]) if d in DATASETS]
+    files += expand("results/figures/fig3_{dataset}.png", dataset=figs)
+    return files
+
+
+rule weight_maps:
+    """Target: data fetched, checked and prepared; all weight maps; figure 3."""
+    input:
+        all_weight_maps(),
