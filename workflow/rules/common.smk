@@ -15,6 +15,8 @@ if "sources" not in config:
     config["sources"] = yaml.safe_load(Path(workflow.basedir, "config/sources.yaml").read_text())
 coerce_config(config, Path(workflow.basedir, "workflow/schemas/config.schema.yaml"))
 validate(config, "../schemas/config.schema.yaml")
+if config["mirror"]:
+    config["mirror"] = str(Path(config["mirror"]).resolve())
 
 DATASETS = config["datasets"]
 CTC = [d for d in DATASETS if d in CTC_DATASETS]
@@ -28,8 +30,9 @@ wildcard_constraints:
     split="[A-Za-z0-9_.-]+",
 
 
-def mirror():
-    return config["mirror"]
+def script(name):
+    """Absolute path of a rule script (an input, so a changed script re-runs its rule)."""
+    return str(Path(workflow.basedir, "scripts", name))
 
 
 def mirror_args():

@@ -10,7 +10,7 @@ localrules:
 rule fetch_isbi:
     """ISBI 2012 training volume and labels (mirror, or torch-em's public isbi.h5)."""
     input:
-        script="scripts/fetch.py",
+        script=script("fetch.py"),
     output:
         volume="results/raw/isbi2012/train-volume.tif",
         labels="results/raw/isbi2012/train-labels.tif",
@@ -31,7 +31,7 @@ rule fetch_isbi:
 rule fetch_isbi_test:
     """ISBI 2012 test volume (no public URL: it must be in the mirror)."""
     input:
-        script="scripts/fetch.py",
+        script=script("fetch.py"),
     output:
         volume="results/raw/isbi2012/test-volume.tif",
     params:
@@ -47,7 +47,7 @@ rule fetch_isbi_test:
 rule fetch_ctc:
     """A Cell Tracking Challenge training set, unpacked (official zip or mirror)."""
     input:
-        script="scripts/fetch.py",
+        script=script("fetch.py"),
     output:
         directory("results/raw/ctc/{ctc_dataset}"),
     params:
@@ -66,7 +66,7 @@ rule fetch_ctc:
 rule prepare_isbi:
     """ISBI volume + binary labels -> internal form (checked)."""
     input:
-        script="scripts/prepare.py",
+        script=script("prepare.py"),
         volume="results/raw/isbi2012/train-volume.tif",
         labels="results/raw/isbi2012/train-labels.tif",
     output:
@@ -82,7 +82,7 @@ rule prepare_isbi:
 
 rule prepare_isbi_test:
     input:
-        script="scripts/prepare.py",
+        script=script("prepare.py"),
         volume="results/raw/isbi2012/test-volume.tif",
     output:
         "results/prepared/isbi2012/test.npz",
@@ -97,7 +97,7 @@ rule prepare_isbi_test:
 rule prepare_ctc:
     """One CTC sequence: all frames + GT/SEG instance labels with their frame indices."""
     input:
-        script="scripts/prepare.py",
+        script=script("prepare.py"),
         root="results/raw/ctc/{ctc_dataset}",
     output:
         "results/prepared/{ctc_dataset}/{sequence}.npz",

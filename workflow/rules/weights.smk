@@ -4,7 +4,7 @@
 rule weights:
     """Training target (separation borders removed) and weight map w(x) of one sequence."""
     input:
-        script="scripts/weights.py",
+        script=script("weights.py"),
         prepared="results/prepared/{dataset}/{sequence}.npz",
     output:
         weights="results/weights/{dataset}/{sequence}.weights.tif",
@@ -31,7 +31,7 @@ def figure3_inputs(wildcards):
     else:
         seq, index = config["figures"]["ctc_sequence"], config["figures"]["ctc_annotation"]
     return {
-        "script": "scripts/figure_weights.py",
+        "script": script("figure_weights.py"),
         "prepared": f"results/prepared/{wildcards.dataset}/{seq}.npz",
         "weights": f"results/weights/{wildcards.dataset}/{seq}.weights.tif",
         "target": f"results/weights/{wildcards.dataset}/{seq}.target.tif",
