@@ -49,3 +49,47 @@ def figure3(image, truth, target, weights, out, title: str = "") -> None:
     if title:
         fig.suptitle(title)
     save(fig, out)
+
+
+def figure4(image, truth, prediction, out, title: str = "") -> None:
+    """Paper figure 4 style: (a) image with the ground-truth borders in yellow, (b) our
+    segmentation (coloured instances) with the ground-truth borders in yellow."""
+    from skimage.segmentation import find_boundaries
+
+    borders = find_boundaries(np.asarray(truth), mode="inner")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    base = np.stack([(image - image.min()) / max(float(np.ptp(image)), 1e-9)] * 3, -1)
+    left = base.copy()
+    left[borders] = (1.0, 1.0, 0.0)
+    axes[0].imshow(left)
+    axes[0].set_title("(a) image, ground truth in yellow")
+    right = label2rgb(np.asarray(prediction), image=base[..., 0], bg_label=0, alpha=0.4)
+    right[borders] = (1.0, 1.0, 0.0)
+    axes[1].imshow(right)
+    axes[1].set_title("(b) segmentation (colours), ground truth in yellow")
+    for ax in axes:
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    save(fig, out)
+
+
+def isbi_curves(tables: dict, out, paper: dict | None = None) -> None:
+    """ISBI metrics against the threshold, one line per split.
+
+    ``tables``: ``{label: {metric: {threshold: value}}}``; ``paper``: optional
+    ``{metric: value}`` drawn as horizontal reference lines.
+    """
+    metrics = ("warping_error", "rand_error", "pixel_error")
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), layout="constrained")
+    for ax, metric in zip(axes, metrics, strict=True):
+        for label, table in tables.items():
+            ths = sorted(table[metric])
+            ax.plot(ths, [table[metric][t] for t in ths], marker="o", ms=3, label=label)
+        if paper and metric in paper:
+            ax.axhline(paper[metric], color="k", ls="--", lw=1, label="paper (test set)")
+        ax.set_xlabel("threshold on P(cell)")
+        ax.set_title(metric.replace("_", " "))
+        ax.set_yscale("log")
+    axes[0].legend(fontsize=8)
+    save(fig, out)

@@ -1,3 +1,5 @@
+import json
+import shlex
 import sys
 
 import yaml

@@ -1,0 +1,65 @@
+#!/usr/bin/env python
+"""Segment a held-out CTC sequence from P(cell) and score it with the CTC SEG measure.
+
+Instances = connected components of ``P(cell) > threshold`` (4-connected; components below
+``--min-size`` pixels removed). Writes the CTC result folder ``<seq>_RES/maskNNN.tif``
+(uint16, every frame) and the SEG over all annotated frames, computed by our implementation
+and, when the package is installed, by the official ``py-ctcmetrics`` as a cross-check.
+"""
+
+import argparse
+from pathlib import Path
+
+from _common import run, setup_logging
+
+from unet_repro.io import DataError, read_tiff, write_json
+from unet_repro.metrics.ctc import evaluate_sequence_seg, instances_from_probability, write_ctc_result
+
+
+def official_seg(res: Path, gt: Path, log) -> float | None:
+    """SEG from py-ctcmetrics (None when it is not installed or fails)."""
+    try:
+        from ctc_metrics import evaluate_sequence
+    except ImportError:
+        return None
+    try:
+        return float(evaluate_sequence(str(res), str(gt), metrics=["SEG"])["SEG"])
+    except Exception as err:  # a cross-check only: report, never fail the rule on it
+        log.warning("py-ctcmetrics failed: %s", err)
+        return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prediction", type=Path, required=True, help="P(cell) TIFF stack, every frame")
+    parser.add_argument("--gt", type=Path, required=True, help="the sequence's <seq>_GT folder")
+    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--min-size", type=int, default=0)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--sequence", required=True)
+    parser.add_argument("--split", required=True)
+    parser.add_argument("--config-name", required=True)
+    parser.add_argument("--out-res", type=Path, required=True, help="result folder <seq>_RES")
+    parser.add_argument("--out-json", type=Path, required=True)
+    args = parser.parse_args()
+    log = setup_logging()
+    probs = read_tiff(args.prediction)
+    if probs.ndim != 3:
+        raise DataError(f"{args.prediction}: expected a (T, H, W) stack, got {probs.shape}")
+    masks = [instances_from_probability(p, args.threshold, args.min_size) for p in probs]
+    write_ctc_result(args.out_res, masks)
+    seg = evaluate_sequence_seg(args.out_res, args.gt)
+    official = official_seg(args.out_res, args.gt, log)
+    log.info("%s %s: SEG %.4f (py-ctcmetrics: %s)", args.dataset, args.sequence, seg, official)
+    write_json(
+        args.out_json,
+        {
+            "dataset": args.dataset, "sequence": args.sequence, "split": args.split,
+            "config": args.config_name, "seg": seg, "seg_py_ctcmetrics": official,
+            "threshold": args.threshold, "min_size": args.min_size, "frames": len(masks),
+        },
+    )
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,72 @@
+#!/usr/bin/env python
+"""Train a U-Net on the training part of one held-out split (paper section 3).
+
+Resumes from ``--checkpoint`` when it exists (a retried or re-submitted job continues where
+the last one stopped). Writes the final model, the loss log (CSV) and the loss curve.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from _common import run, setup_logging
+
+from unet_repro.datasets import parse_indices
+from unet_repro.io import read_npz, read_tiff
+from unet_repro.model import UNet
+from unet_repro.train import normalize, plot_loss, train
+
+
+def load_samples(prepared, weights, targets, indices=None):
+    """(image, target, weights) training triples of one prepared sequence."""
+    data = read_npz(prepared)
+    w, t = read_tiff(weights), read_tiff(targets)
+    w, t = (w[None], t[None]) if w.ndim == 2 else (w, t)
+    images = data["images"][data["frames"]] if "frames" in data else data["images"]
+    picks = range(len(images)) if indices is None else indices
+    return [(normalize(images[i]), t[i], w[i]) for i in picks]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prepared", type=Path, nargs="+", required=True, help="prepared .npz per sequence")
+    parser.add_argument("--weights", type=Path, nargs="+", required=True, help="weight maps, same order")
+    parser.add_argument("--targets", type=Path, nargs="+", required=True, help="targets, same order")
+    parser.add_argument("--indices", help="ISBI: training slice indices, e.g. 0-24")
+    parser.add_argument("--model-config", default="{}", help="JSON: UNet arguments")
+    parser.add_argument("--train-config", default="{}", help="JSON: training settings")
+    parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--out-model", type=Path, required=True)
+    parser.add_argument("--out-log", type=Path, required=True, help="loss CSV")
+    parser.add_argument("--out-plot", type=Path, required=True, help="loss curve PNG")
+    args = parser.parse_args()
+    log = setup_logging()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if not len(args.prepared) == len(args.weights) == len(args.targets):
+        raise SystemExit("--prepared, --weights and --targets need the same number of files")
+    samples = []
+    for prepared, weights, targets in zip(args.prepared, args.weights, args.targets, strict=True):
+        n = len(read_tiff(weights)) if args.indices else None
+        indices = parse_indices(args.indices, n) if args.indices else None
+        samples += load_samples(prepared, weights, targets, indices)
+    model_cfg, train_cfg = json.loads(args.model_config), json.loads(args.train_config)
+    model = UNet(in_channels=1, n_classes=2, **model_cfg)
+    log.info("%d training images; model %s; training %s", len(samples), model_cfg, train_cfg)
+    log.info("resuming from %s", args.checkpoint) if args.checkpoint.exists() else None
+    train(
+        model, samples, train_cfg, out_model=args.out_model, checkpoint=args.checkpoint,
+        log_csv=args.out_log, device=args.device,
+    )
+    plot_loss(args.out_log, args.out_plot)
+    rows = np.loadtxt(args.out_log, delimiter=",", skiprows=1, ndmin=2)
+    log.info("done: %d iterations, last logged loss %.4f, %.0f s", rows[-1, 0], rows[-1, 1], rows[-1, 3])
+
+
+if __name__ == "__main__":
+    run(main)

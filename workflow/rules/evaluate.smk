@@ -1,0 +1,200 @@
+# Evaluation: ISBI metrics, CTC SEG and result folders, submission files, tables, figures.
+
+
+def ctc_test_sequences(dataset, name):
+    return split(dataset, name)["test"]
+
+
+rule evaluate_isbi:
+    """Warping, Rand and pixel error of the held-out slices, all thresholds."""
+    input:
+        script=script("evaluate_isbi.py"),
+        prepared="results/prepared/isbi2012/train.npz",
+        proposal="results/predictions/isbi2012/{split}/heldout.tif",
+    output:
+        csv=report(
+            "results/scores/isbi2012/{split}/per_threshold.csv",
+            category="ISBI 2012",
+            labels={"split": "{split}", "table": "per threshold"},
+        ),
+        json="results/scores/isbi2012/{split}/scores.json",
+    params:
+        indices=lambda wc: split(ISBI, wc.split)["test"],
+        name=config["name"],
+    log:
+        "logs/evaluate/isbi2012-{split}.log",
+    benchmark:
+        "benchmarks/out/evaluate/isbi2012-{split}.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    shell:
+        "python {input.script} --prepared {input.prepared} --indices {params.indices}"
+        " --proposal {input.proposal} --split {wildcards.split} --config-name {params.name}"
+        " --out-csv {output.csv} --out-json {output.json} 2> {log}"
+
+
+rule evaluate_ctc:
+    """CTC result folder <seq>_RES (every frame) and SEG of a held-out sequence."""
+    input:
+        script=script("evaluate_ctc.py"),
+        prediction="results/predictions/{ctc_dataset}/{split}/{sequence}.tif",
+        root="results/raw/ctc/{ctc_dataset}",
+    output:
+        res=directory("results/submission/{ctc_dataset}/{split}/{sequence}_RES"),
+        json="results/scores/{ctc_dataset}/{split}/{sequence}.seg.json",
+    params:
+        threshold=config["evaluate"]["ctc_threshold"],
+        min_size=config["evaluate"]["ctc_min_size"],
+        name=config["name"],
+    log:
+        "logs/evaluate/{ctc_dataset}-{split}-{sequence}.log",
+    conda:
+        "../../envs/eval.yaml"
+    shell:
+        "python {input.script} --prediction {input.prediction}"
+        " --gt {input.root}/{wildcards.sequence}_GT --threshold {params.threshold}"
+        " --min-size {params.min_size} --dataset {wildcards.ctc_dataset}"
+        " --sequence {wildcards.sequence} --split {wildcards.split}"
+        " --config-name {params.name} --out-res {output.res} --out-json {output.json} 2> {log}"
+
+
+def isbi_scores_files():
+    if ISBI not in DATASETS:
+        return []
+    return expand("results/scores/isbi2012/{split}/scores.json", split=splits(ISBI))
+
+
+def ctc_scores_files():
+    return [
+        f"results/scores/{d}/{s}/{seq}.seg.json"
+        for d in CTC
+        for s in splits(d)
+        for seq in ctc_test_sequences(d, s)
+    ]
+
+
+rule tables:
+    """Tables 1 and 2: our held-out rows beside the paper's."""
+    input:
+        script=script("tables.py"),
+        isbi=isbi_scores_files(),
+        ctc=ctc_scores_files(),
+    output:
+        report(
+            multiext("results/tables/table1", ".csv", ".md", ".tex"),
+            category="Tables",
+            labels={"table": "Table 1 (ISBI 2012)"},
+        ),
+        report(
+            multiext("results/tables/table2", ".csv", ".md", ".tex"),
+            category="Tables",
+            labels={"table": "Table 2 (CTC)"},
+        ),
+    log:
+        "logs/tables.log",
+    conda:
+        "../../envs/eval.yaml"
+    shell:
+        "python {input.script} --isbi {input.isbi} --ctc {input.ctc}"
+        " --out-dir results/tables 2> {log}"
+
+
+rule figure_isbi_curves:
+    """ISBI metrics against the threshold, every split, beside the paper's values."""
+    input:
+        script=script("figures_eval.py"),
+        csv=expand(
+            "results/scores/isbi2012/{split}/per_threshold.csv",
+            split=splits(ISBI) if ISBI in DATASETS else [],
+        ),
+    output:
+        report(
+            "results/figures/isbi_thresholds.png",
+            category="Figures",
+            labels={"figure": "ISBI per-threshold curves"},
+        ),
+    params:
+        labels=" ".join(splits(ISBI)) if ISBI in DATASETS else "",
+    log:
+        "logs/figures/isbi_thresholds.log",
+    conda:
+        "../../envs/eval.yaml"
+    shell:
+        "python {input.script} curves --csv {input.csv} --labels {params.labels}"
+        " --out {output} 2> {log}"
+
+
+rule figure4_isbi:
+    input:
+        script=script("figures_eval.py"),
+        prediction="results/predictions/isbi2012/{split}/heldout.tif",
+        prepared="results/prepared/isbi2012/train.npz",
+    output:
+        report(
+            "results/figures/fig4_isbi2012_{split}.png",
+            category="Figures",
+            labels={"figure": "overlay isbi2012 {split}"},
+        ),
+    params:
+        indices=lambda wc: split(ISBI, wc.split)["test"],
+    log:
+        "logs/figures/fig4_isbi2012_{split}.log",
+    conda:
+        "../../envs/eval.yaml"
+    shell:
+        "python {input.script} overlay --prediction {input.prediction}"
+        " --prepared {input.prepared} --indices {params.indices}"
+        " --title 'isbi2012 {wildcards.split}' --out {output} 2> {log}"
+
+
+rule figure4_ctc:
+    input:
+        script=script("figures_eval.py"),
+        prediction="results/predictions/{ctc_dataset}/{split}/{sequence}.tif",
+        root="results/raw/ctc/{ctc_dataset}",
+    output:
+        report(
+            "results/figures/fig4_{ctc_dataset}_{split}_{sequence}.png",
+            category="Figures",
+            labels={"figure": "overlay {ctc_dataset} {split} {sequence}"},
+        ),
+    params:
+        threshold=config["evaluate"]["ctc_threshold"],
+    log:
+        "logs/figures/fig4_{ctc_dataset}_{split}_{sequence}.log",
+    conda:
+        "../../envs/eval.yaml"
+    shell:
+        "python {input.script} overlay --prediction {input.prediction}"
+        " --gt-root {input.root} --sequence {wildcards.sequence}"
+        " --threshold {params.threshold}"
+        " --title '{wildcards.ctc_dataset} {wildcards.split}' --out {output} 2> {log}"
+
+
+def isbi_test_volume_wanted():
+    setting = config["evaluate"]["isbi_test_volume"]
+    if setting == "auto":
+        return bool(config["mirror"]) and Path(
+            config["mirror"], "isbi2012", "test-volume.tif"
+        ).is_file()
+    return bool(setting)
+
+
+def evaluation_targets():
+    files = ["results/tables/table1.csv", "results/tables/table2.csv"]
+    if ISBI in DATASETS:
+        files.append("results/figures/isbi_thresholds.png")
+        files += expand("results/figures/fig4_isbi2012_{split}.png", split=splits(ISBI))
+        if isbi_test_volume_wanted():
+            files += expand(
+                "results/submission/isbi2012/{split}/test-volume.tif", split=splits(ISBI)
+            )
+    files += [
+        f"results/figures/fig4_{d}_{s}_{seq}.png"
+        for d in CTC
+        for s in splits(d)
+        for seq in ctc_test_sequences(d, s)
+    ]
+    files += expand("results/models/{dataset}/{split}/loss.png", dataset=ISBI, split=splits(ISBI)) if ISBI in DATASETS else []
+    files += [f"results/models/{d}/{s}/loss.png" for d in CTC for s in splits(d)]
+    return files
