@@ -13,7 +13,11 @@ from pathlib import Path
 from _common import run, setup_logging
 
 from unet_repro.io import DataError, read_tiff, write_json
-from unet_repro.metrics.ctc import evaluate_sequence_seg, instances_from_probability, write_ctc_result
+from unet_repro.metrics.ctc import (
+    evaluate_sequence_seg,
+    instances_from_probability,
+    write_ctc_result,
+)
 
 
 def official_seg(res: Path, gt: Path, log) -> float | None:
@@ -30,8 +34,12 @@ def official_seg(res: Path, gt: Path, log) -> float | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prediction", type=Path, required=True, help="P(cell) TIFF stack, every frame")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--prediction", type=Path, required=True, help="P(cell) TIFF stack, every frame"
+    )
     parser.add_argument("--gt", type=Path, required=True, help="the sequence's <seq>_GT folder")
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--min-size", type=int, default=0)
@@ -54,9 +62,15 @@ def main() -> None:
     write_json(
         args.out_json,
         {
-            "dataset": args.dataset, "sequence": args.sequence, "split": args.split,
-            "config": args.config_name, "seg": seg, "seg_py_ctcmetrics": official,
-            "threshold": args.threshold, "min_size": args.min_size, "frames": len(masks),
+            "dataset": args.dataset,
+            "sequence": args.sequence,
+            "split": args.split,
+            "config": args.config_name,
+            "seg": seg,
+            "seg_py_ctcmetrics": official,
+            "threshold": args.threshold,
+            "min_size": args.min_size,
+            "frames": len(masks),
         },
     )
 

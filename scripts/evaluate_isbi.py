@@ -19,10 +19,16 @@ METRICS = ("warping_error", "rand_error", "pixel_error")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prepared", type=Path, required=True, help="prepared ISBI train.npz (labels)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--prepared", type=Path, required=True, help="prepared ISBI train.npz (labels)"
+    )
     parser.add_argument("--indices", required=True, help="the held-out slices, e.g. 25-29")
-    parser.add_argument("--proposal", type=Path, required=True, help="P(cell) TIFF stack of those slices")
+    parser.add_argument(
+        "--proposal", type=Path, required=True, help="P(cell) TIFF stack of those slices"
+    )
     parser.add_argument("--radius", type=int, default=20, help="warping-error radius")
     parser.add_argument("--split", required=True)
     parser.add_argument("--config-name", required=True)
@@ -35,7 +41,9 @@ def main() -> None:
     gt, proposal = labels[indices], read_tiff(args.proposal)
     proposal = proposal[None] if proposal.ndim == 2 else proposal
     if proposal.shape != gt.shape:
-        raise DataError(f"{args.proposal}: shape {proposal.shape} does not match the labels {gt.shape}")
+        raise DataError(
+            f"{args.proposal}: shape {proposal.shape} does not match the labels {gt.shape}"
+        )
     t0 = time.perf_counter()
     scores = isbi_scores(gt, proposal, radius=args.radius)
     log.info("scored %d slices in %.1f s", len(gt), time.perf_counter() - t0)
@@ -45,7 +53,12 @@ def main() -> None:
         values = (scores[m].per_threshold.get(th) for m in METRICS)
         lines.append(f"{th!r}," + ",".join("" if v is None else repr(v) for v in values))
     write_text(args.out_csv, "\n".join(lines) + "\n")
-    summary = {"dataset": "isbi2012", "split": args.split, "config": args.config_name, "heldout_slices": indices}
+    summary = {
+        "dataset": "isbi2012",
+        "split": args.split,
+        "config": args.config_name,
+        "heldout_slices": indices,
+    }
     for m in METRICS:
         summary[m] = scores[m].best
         summary[f"{m}_threshold"] = scores[m].best_threshold

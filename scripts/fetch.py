@@ -23,10 +23,14 @@ from unet_repro.io import DataError
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("what", choices=["isbi", "isbi-test", "ctc"], help="what to fetch")
     parser.add_argument("--mirror", type=Path, help="local mirror folder (no download)")
-    parser.add_argument("--allow-unverified", action="store_true", help="accept mirror files without checksum")
+    parser.add_argument(
+        "--allow-unverified", action="store_true", help="accept mirror files without checksum"
+    )
     parser.add_argument("--url", help="official download URL")
     parser.add_argument("--sha256", help="official SHA-256 of the download")
     parser.add_argument("--name", help="CTC dataset name, e.g. PhC-C2DH-U373")
@@ -39,11 +43,17 @@ def main() -> None:
     log = setup_logging()
 
     if args.what in ("isbi", "isbi-test"):
-        names = ["train-volume.tif", "train-labels.tif"] if args.what == "isbi" else ["test-volume.tif"]
+        names = (
+            ["train-volume.tif", "train-labels.tif"] if args.what == "isbi" else ["test-volume.tif"]
+        )
         outs = [args.out_volume, args.out_labels] if args.what == "isbi" else [args.out_volume]
         if args.mirror:
             for name, out in zip(names, outs, strict=True):
-                log.info(fetch.copy_from_mirror(args.mirror, f"isbi2012/{name}", out, None, args.allow_unverified))
+                log.info(
+                    fetch.copy_from_mirror(
+                        args.mirror, f"isbi2012/{name}", out, None, args.allow_unverified
+                    )
+                )
         elif args.what == "isbi-test":
             raise DataError(
                 "isbi2012/test-volume.tif has no public download URL (the challenge site needs a "
@@ -51,7 +61,9 @@ def main() -> None:
             )
         else:
             with tempfile.TemporaryDirectory(dir=args.out_volume.parent) as tmp:
-                h5 = fetch.download(args.url, Path(tmp) / "isbi.h5", args.sha256, args.retries, args.timeout)
+                h5 = fetch.download(
+                    args.url, Path(tmp) / "isbi.h5", args.sha256, args.retries, args.timeout
+                )
                 fetch.isbi_h5_to_tiffs(h5, args.out_volume, args.out_labels)
             log.info("isbi2012: converted %s (sha256 verified, official) to TIFF stacks", args.url)
     else:
@@ -59,16 +71,28 @@ def main() -> None:
         if args.mirror and (args.mirror / "ctc" / f"{name}.zip").is_file():
             with tempfile.TemporaryDirectory(dir=args.out_dir.parent) as tmp:
                 zip_path = Path(tmp) / f"{name}.zip"
-                log.info(fetch.copy_from_mirror(args.mirror, f"ctc/{name}.zip", zip_path, args.sha256, args.allow_unverified))
+                log.info(
+                    fetch.copy_from_mirror(
+                        args.mirror, f"ctc/{name}.zip", zip_path, args.sha256, args.allow_unverified
+                    )
+                )
                 fetch.unpack_zip(zip_path, name, args.out_dir)
         elif args.mirror:
-            log.info(fetch.copy_tree_from_mirror(args.mirror, f"ctc/{name}", args.out_dir, args.allow_unverified))
+            log.info(
+                fetch.copy_tree_from_mirror(
+                    args.mirror, f"ctc/{name}", args.out_dir, args.allow_unverified
+                )
+            )
         else:
             args.out_dir.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=args.out_dir.parent) as tmp:
-                zip_path = fetch.download(args.url, Path(tmp) / f"{name}.zip", args.sha256, args.retries, args.timeout)
+                zip_path = fetch.download(
+                    args.url, Path(tmp) / f"{name}.zip", args.sha256, args.retries, args.timeout
+                )
                 fetch.unpack_zip(zip_path, name, args.out_dir)
-            log.info("%s: downloaded from %s (sha256 verified, official) and unpacked", name, args.url)
+            log.info(
+                "%s: downloaded from %s (sha256 verified, official) and unpacked", name, args.url
+            )
 
 
 if __name__ == "__main__":

@@ -19,9 +19,13 @@ from unet_repro.train import load_model, normalize
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--prepared", type=Path, required=True, help="prepared .npz (all its images)")
+    parser.add_argument(
+        "--prepared", type=Path, required=True, help="prepared .npz (all its images)"
+    )
     parser.add_argument("--indices", help="only these images (ISBI held-out slices), e.g. 25-29")
     parser.add_argument("--tile-size", type=int, required=True, help="network input tile size")
     parser.add_argument("--batch-size", type=int, default=4)
@@ -42,11 +46,22 @@ def main() -> None:
         images = images[parse_indices(args.indices, len(images))]
     names = args.transforms[0] if len(args.transforms) == 1 else args.transforms  # a set name
     transforms = resolve_transforms(names)
-    log.info("%d images %s, tile %d, transforms %s, %s", len(images), images.shape[1:], args.tile_size, transforms, device)
+    log.info(
+        "%d images %s, tile %d, transforms %s, %s",
+        len(images),
+        images.shape[1:],
+        args.tile_size,
+        transforms,
+        device,
+    )
     t0 = time.perf_counter()
     probs = predict_volume(
-        model, np.stack([normalize(i) for i in images]), args.tile_size, transforms,
-        args.batch_size, device,
+        model,
+        np.stack([normalize(i) for i in images]),
+        args.tile_size,
+        transforms,
+        args.batch_size,
+        device,
         progress=lambda done, total: log.info("image %d/%d", done, total),
     )
     write_tiff(args.out, probs.astype(np.float32))

@@ -15,7 +15,9 @@ from unet_repro.io import write_npz
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("what", choices=["isbi", "ctc"])
     parser.add_argument("--volume", type=Path, help="ISBI volume TIFF")
     parser.add_argument("--labels", type=Path, help="ISBI labels TIFF (omit for the test volume)")
@@ -28,7 +30,9 @@ def main() -> None:
         if args.labels:
             images, labels = read_isbi(args.volume, args.labels)
             write_npz(args.out, images=images, labels=labels)
-            log.info("%s: %s slices, %.1f %% cell pixels", args.volume, len(images), 100 * labels.mean())
+            log.info(
+                "%s: %s slices, %.1f %% cell pixels", args.volume, len(images), 100 * labels.mean()
+            )
         else:
             images = read_isbi(args.volume)
             write_npz(args.out, images=images)
@@ -38,7 +42,11 @@ def main() -> None:
         write_npz(args.out, images=seq.images, instances=seq.instances, frames=seq.frames)
         log.info(
             "%s/%s: %d frames %s, annotated frames %s",
-            args.root, args.sequence, len(seq.images), seq.images.shape[1:], seq.frames.tolist(),
+            args.root,
+            args.sequence,
+            len(seq.images),
+            seq.images.shape[1:],
+            seq.frames.tolist(),
         )
 
 

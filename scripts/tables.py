@@ -35,9 +35,13 @@ def main() -> None:
     isbi = [json.loads(p.read_text()) for p in args.isbi]
     ctc = [json.loads(p.read_text()) for p in args.ctc]
     digits1 = {"warping_error": 7, "rand_error": 4, "pixel_error": 4}
-    for path in write_table(table1_rows(isbi), TABLE1_COLUMNS, digits1, CAPTION1, args.out_dir / "table1"):
+    for path in write_table(
+        table1_rows(isbi), TABLE1_COLUMNS, digits1, CAPTION1, args.out_dir / "table1"
+    ):
         log.info("wrote %s", path)
-    for path in write_table(table2_rows(ctc), TABLE2_COLUMNS, {}, CAPTION2, args.out_dir / "table2"):
+    for path in write_table(
+        table2_rows(ctc), TABLE2_COLUMNS, {}, CAPTION2, args.out_dir / "table2"
+    ):
         log.info("wrote %s", path)
 
 

@@ -29,10 +29,18 @@ def load_samples(prepared, weights, targets, indices=None):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prepared", type=Path, nargs="+", required=True, help="prepared .npz per sequence")
-    parser.add_argument("--weights", type=Path, nargs="+", required=True, help="weight maps, same order")
-    parser.add_argument("--targets", type=Path, nargs="+", required=True, help="targets, same order")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--prepared", type=Path, nargs="+", required=True, help="prepared .npz per sequence"
+    )
+    parser.add_argument(
+        "--weights", type=Path, nargs="+", required=True, help="weight maps, same order"
+    )
+    parser.add_argument(
+        "--targets", type=Path, nargs="+", required=True, help="targets, same order"
+    )
     parser.add_argument("--indices", help="ISBI: training slice indices, e.g. 0-24")
     parser.add_argument("--model-config", default="{}", help="JSON: UNet arguments")
     parser.add_argument("--train-config", default="{}", help="JSON: training settings")
@@ -60,12 +68,19 @@ def main() -> None:
     log.info("%d training images; model %s; training %s", len(samples), model_cfg, train_cfg)
     log.info("resuming from %s", args.checkpoint) if args.checkpoint.exists() else None
     train(
-        model, samples, train_cfg, out_model=args.out_model, checkpoint=args.checkpoint,
-        log_csv=args.out_log, device=args.device,
+        model,
+        samples,
+        train_cfg,
+        out_model=args.out_model,
+        checkpoint=args.checkpoint,
+        log_csv=args.out_log,
+        device=args.device,
     )
     plot_loss(args.out_log, args.out_plot)
     rows = np.loadtxt(args.out_log, delimiter=",", skiprows=1, ndmin=2)
-    log.info("done: %d iterations, last logged loss %.4f, %.0f s", rows[-1, 0], rows[-1, 1], rows[-1, 3])
+    log.info(
+        "done: %d iterations, last logged loss %.4f, %.0f s", rows[-1, 0], rows[-1, 1], rows[-1, 3]
+    )
 
 
 if __name__ == "__main__":

@@ -50,7 +50,9 @@ def read_isbi(volume_path: str | Path, labels_path: str | Path | None = None):
     values = np.unique(labels)
     if len(values) > 2 or (len(values) == 2 and values[0] != 0):
         shown = ", ".join(str(v) for v in values[:6]) + (" ..." if len(values) > 6 else "")
-        raise DataError(f"{labels_path}: ISBI labels must be binary (0 and one value), found {shown}")
+        raise DataError(
+            f"{labels_path}: ISBI labels must be binary (0 and one value), found {shown}"
+        )
     return images, labels > 0
 
 

@@ -46,9 +46,9 @@ class ChecksumError(DataError):
             f"  expected {expected}\n  observed {observed}\n"
             + (
                 advice
-                or "  The file is corrupt, truncated, or a different release. Delete it and run again "
-                "to fetch it anew; if the provider published a new release, check it and put the "
-                "observed hash in the config's `sources` section."
+                or "  The file is corrupt, truncated, or a different release. Delete it and run "
+                "again to fetch it anew; if the provider published a new release, check it and "
+                "put the observed hash in the config's `sources` section."
             )
         )
 
@@ -188,7 +188,8 @@ def copy_tree_from_mirror(
     missing = sorted(set(listed) - present)
     if missing:
         raise DataError(
-            f"mirror {mirror}: lacks {len(missing)} file(s) listed in {sums_file}, e.g. {missing[0]}"
+            f"mirror {mirror}: lacks {len(missing)} file(s) listed in {sums_file}, "
+            f"e.g. {missing[0]}"
         )
     unlisted = sorted(present - set(listed))
     if unlisted and not allow_unverified:
@@ -205,7 +206,9 @@ def copy_tree_from_mirror(
             if rel in listed:
                 observed = sha256sum(target)
                 if observed != listed[rel]:
-                    raise ChecksumError(mirror / rel, listed[rel], observed, f"mirror {CHECKSUM_FILE}")
+                    raise ChecksumError(
+                        mirror / rel, listed[rel], observed, f"mirror {CHECKSUM_FILE}"
+                    )
     return (
         f"{reldir}/: {len(present)} files copied from {mirror}, {len(listed)} verified against "
         f"the mirror {CHECKSUM_FILE}" + (f", {len(unlisted)} unverified" if unlisted else "")

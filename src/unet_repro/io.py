@@ -55,10 +55,14 @@ def read_tiff(path: str | os.PathLike) -> np.ndarray:
     try:
         return tifffile.imread(path)
     except Exception as err:  # tifffile raises many types for truncated/corrupt files
-        raise DataError(f"{path}: unreadable or truncated TIFF ({type(err).__name__}: {err})") from err
+        raise DataError(
+            f"{path}: unreadable or truncated TIFF ({type(err).__name__}: {err})"
+        ) from err
 
 
-def write_tiff(path: str | os.PathLike, array: np.ndarray, compression: str | None = "zlib") -> None:
+def write_tiff(
+    path: str | os.PathLike, array: np.ndarray, compression: str | None = "zlib"
+) -> None:
     """Write ``array`` as a (multi-page) TIFF atomically."""
     with atomic_path(path, suffix=".tif") as tmp:
         tifffile.imwrite(tmp, np.asarray(array), photometric="minisblack", compression=compression)

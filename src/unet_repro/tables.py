@@ -31,8 +31,16 @@ PAPER_TABLE2: list[tuple[str, float | None, float | None]] = [
     ("u-net (2015, paper, test set)", 0.9203, 0.7756),
 ]
 
-TABLE1_COLUMNS = ["name", "source", "split", "config", "warping_error", "rand_error",
-                  "pixel_error", "thresholds"]
+TABLE1_COLUMNS = [
+    "name",
+    "source",
+    "split",
+    "config",
+    "warping_error",
+    "rand_error",
+    "pixel_error",
+    "thresholds",
+]
 TABLE2_COLUMNS = ["name", "source", "split", "config", "PhC-U373", "DIC-HeLa", "thresholds"]
 
 
@@ -47,7 +55,9 @@ def table1_rows(ours: Sequence[dict]) -> list[dict]:
         for n, w, r, p in PAPER_TABLE1
     ]
     for s in ours:
-        ths = "/".join(f"{s[m + '_threshold']:.1f}" for m in ("warping_error", "rand_error", "pixel_error"))
+        ths = "/".join(
+            f"{s[m + '_threshold']:.1f}" for m in ("warping_error", "rand_error", "pixel_error")
+        )
         rows.append(
             {
                 "name": "u-net (this reproduction, held-out)",
@@ -123,18 +133,32 @@ def to_markdown(rows: Sequence[dict], columns: Sequence[str], digits: dict[str, 
     return "\n".join(lines) + "\n"
 
 
-def to_latex(rows: Sequence[dict], columns: Sequence[str], digits: dict[str, int], caption: str) -> str:
+def to_latex(
+    rows: Sequence[dict], columns: Sequence[str], digits: dict[str, int], caption: str
+) -> str:
     """Rows as a LaTeX ``table`` (booktabs), paper rows above a rule, ours below."""
 
     def esc(text: str) -> str:
-        for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("&", r"\&"), ("%", r"\%"),
-                     ("#", r"\#"), ("–", "--")):
+        for a, b in (
+            ("\\", r"\textbackslash{}"),
+            ("_", r"\_"),
+            ("&", r"\&"),
+            ("%", r"\%"),
+            ("#", r"\#"),
+            ("–", "--"),
+        ):
             text = text.replace(a, b)
         return text
 
-    out = [r"\begin{table}", r"\centering", f"\\caption{{{esc(caption)}}}",
-           r"\begin{tabular}{" + "l" * 4 + "r" * (len(columns) - 5) + "l}", r"\toprule",
-           " & ".join(esc(c) for c in columns) + r" \\", r"\midrule"]
+    out = [
+        r"\begin{table}",
+        r"\centering",
+        f"\\caption{{{esc(caption)}}}",
+        r"\begin{tabular}{" + "l" * 4 + "r" * (len(columns) - 5) + "l}",
+        r"\toprule",
+        " & ".join(esc(c) for c in columns) + r" \\",
+        r"\midrule",
+    ]
     previous = None
     for row in rows:
         if previous == "paper" and row["source"] == "ours":

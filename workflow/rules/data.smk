@@ -14,14 +14,14 @@ rule fetch_isbi:
     output:
         volume="results/raw/isbi2012/train-volume.tif",
         labels="results/raw/isbi2012/train-labels.tif",
-    params:
-        source=lambda wc: config["sources"].get("isbi2012", {}),
-        args=mirror_args(),
     log:
         "logs/fetch/isbi2012.log",
     retries: 2
     conda:
         "../../envs/data.yaml"
+    params:
+        source=lambda wc: config["sources"].get("isbi2012", {}),
+        args=mirror_args(),
     shell:
         "python {input.script} isbi {params.args}"
         " --url '{params.source[url]}' --sha256 {params.source[sha256]}"
@@ -34,12 +34,12 @@ rule fetch_isbi_test:
         script=script("fetch.py"),
     output:
         volume="results/raw/isbi2012/test-volume.tif",
-    params:
-        args=mirror_args(),
     log:
         "logs/fetch/isbi2012-test.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        args=mirror_args(),
     shell:
         "python {input.script} isbi-test {params.args} --out-volume {output.volume} 2> {log}"
 
@@ -50,14 +50,14 @@ rule fetch_ctc:
         script=script("fetch.py"),
     output:
         directory("results/raw/ctc/{ctc_dataset}"),
-    params:
-        source=lambda wc: config["sources"].get(wc.ctc_dataset, {}),
-        args=mirror_args(),
     log:
         "logs/fetch/{ctc_dataset}.log",
     retries: 2
     conda:
         "../../envs/data.yaml"
+    params:
+        source=lambda wc: config["sources"].get(wc.ctc_dataset, {}),
+        args=mirror_args(),
     shell:
         "python {input.script} ctc {params.args} --name {wildcards.ctc_dataset}"
         " --url '{params.source[url]}' --sha256 {params.source[sha256]} --out-dir {output} 2> {log}"

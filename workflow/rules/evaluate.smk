@@ -1,10 +1,6 @@
 # Evaluation: ISBI metrics, CTC SEG and result folders, submission files, tables, figures.
 
 
-def ctc_test_sequences(dataset, name):
-    return split(dataset, name)["test"]
-
-
 rule evaluate_isbi:
     """Warping, Rand and pixel error of the held-out slices, all thresholds."""
     input:
@@ -18,15 +14,15 @@ rule evaluate_isbi:
             labels={"split": "{split}", "table": "per threshold"},
         ),
         json="results/scores/isbi2012/{split}/scores.json",
-    params:
-        indices=lambda wc: split(ISBI, wc.split)["test"],
-        name=config["name"],
     log:
         "logs/evaluate/isbi2012-{split}.log",
     benchmark:
         "benchmarks/out/evaluate/isbi2012-{split}.tsv"
     conda:
         "../../envs/eval.yaml"
+    params:
+        indices=lambda wc: split(ISBI, wc.split)["test"],
+        name=config["name"],
     shell:
         "python {input.script} --prepared {input.prepared} --indices {params.indices}"
         " --proposal {input.proposal} --split {wildcards.split} --config-name {params.name}"
@@ -42,35 +38,20 @@ rule evaluate_ctc:
     output:
         res=directory("results/submission/{ctc_dataset}/{split}/{sequence}_RES"),
         json="results/scores/{ctc_dataset}/{split}/{sequence}.seg.json",
-    params:
-        threshold=config["evaluate"]["ctc_threshold"],
-        min_size=config["evaluate"]["ctc_min_size"],
-        name=config["name"],
     log:
         "logs/evaluate/{ctc_dataset}-{split}-{sequence}.log",
     conda:
         "../../envs/eval.yaml"
+    params:
+        threshold=config["evaluate"]["ctc_threshold"],
+        min_size=config["evaluate"]["ctc_min_size"],
+        name=config["name"],
     shell:
         "python {input.script} --prediction {input.prediction}"
         " --gt {input.root}/{wildcards.sequence}_GT --threshold {params.threshold}"
         " --min-size {params.min_size} --dataset {wildcards.ctc_dataset}"
         " --sequence {wildcards.sequence} --split {wildcards.split}"
         " --config-name {params.name} --out-res {output.res} --out-json {output.json} 2> {log}"
-
-
-def isbi_scores_files():
-    if ISBI not in DATASETS:
-        return []
-    return expand("results/scores/isbi2012/{split}/scores.json", split=splits(ISBI))
-
-
-def ctc_scores_files():
-    return [
-        f"results/scores/{d}/{s}/{seq}.seg.json"
-        for d in CTC
-        for s in splits(d)
-        for seq in ctc_test_sequences(d, s)
-    ]
 
 
 rule tables:
@@ -113,12 +94,12 @@ rule figure_isbi_curves:
             category="Figures",
             labels={"figure": "ISBI per-threshold curves"},
         ),
-    params:
-        labels=" ".join(splits(ISBI)) if ISBI in DATASETS else "",
     log:
         "logs/figures/isbi_thresholds.log",
     conda:
         "../../envs/eval.yaml"
+    params:
+        labels=" ".join(splits(ISBI)) if ISBI in DATASETS else "",
     shell:
         "python {input.script} curves --csv {input.csv} --labels {params.labels}"
         " --out {output} 2> {log}"
@@ -135,12 +116,12 @@ rule figure4_isbi:
             category="Figures",
             labels={"figure": "overlay isbi2012 {split}"},
         ),
-    params:
-        indices=lambda wc: split(ISBI, wc.split)["test"],
     log:
         "logs/figures/fig4_isbi2012_{split}.log",
     conda:
         "../../envs/eval.yaml"
+    params:
+        indices=lambda wc: split(ISBI, wc.split)["test"],
     shell:
         "python {input.script} overlay --prediction {input.prediction}"
         " --prepared {input.prepared} --indices {params.indices}"
@@ -158,43 +139,14 @@ rule figure4_ctc:
             category="Figures",
             labels={"figure": "overlay {ctc_dataset} {split} {sequence}"},
         ),
-    params:
-        threshold=config["evaluate"]["ctc_threshold"],
     log:
         "logs/figures/fig4_{ctc_dataset}_{split}_{sequence}.log",
     conda:
         "../../envs/eval.yaml"
+    params:
+        threshold=config["evaluate"]["ctc_threshold"],
     shell:
         "python {input.script} overlay --prediction {input.prediction}"
         " --gt-root {input.root} --sequence {wildcards.sequence}"
         " --threshold {params.threshold}"
         " --title '{wildcards.ctc_dataset} {wildcards.split}' --out {output} 2> {log}"
-
-
-def isbi_test_volume_wanted():
-    setting = config["evaluate"]["isbi_test_volume"]
-    if setting == "auto":
-        return bool(config["mirror"]) and Path(
-            config["mirror"], "isbi2012", "test-volume.tif"
-        ).is_file()
-    return bool(setting)
-
-
-def evaluation_targets():
-    files = ["results/tables/table1.csv", "results/tables/table2.csv"]
-    if ISBI in DATASETS:
-        files.append("results/figures/isbi_thresholds.png")
-        files += expand("results/figures/fig4_isbi2012_{split}.png", split=splits(ISBI))
-        if isbi_test_volume_wanted():
-            files += expand(
-                "results/submission/isbi2012/{split}/test-volume.tif", split=splits(ISBI)
-            )
-    files += [
-        f"results/figures/fig4_{d}_{s}_{seq}.png"
-        for d in CTC
-        for s in splits(d)
-        for seq in ctc_test_sequences(d, s)
-    ]
-    files += expand("results/models/{dataset}/{split}/loss.png", dataset=ISBI, split=splits(ISBI)) if ISBI in DATASETS else []
-    files += [f"results/models/{d}/{s}/loss.png" for d in CTC for s in splits(d)]
-    return files

@@ -9,33 +9,20 @@ rule weights:
     output:
         weights="results/weights/{dataset}/{sequence}.weights.tif",
         target="results/weights/{dataset}/{sequence}.target.tif",
-    params:
-        w0=config["weights"]["w0"],
-        sigma=config["weights"]["sigma"],
-        class_balance=config["weights"]["class_balance"],
     log:
         "logs/weights/{dataset}-{sequence}.log",
     benchmark:
         "benchmarks/out/weights/{dataset}-{sequence}.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        w0=config["weights"]["w0"],
+        sigma=config["weights"]["sigma"],
+        class_balance=config["weights"]["class_balance"],
     shell:
         "python {input.script} --prepared {input.prepared} --w0 {params.w0}"
         " --sigma {params.sigma} --class-balance {params.class_balance}"
         " --out-weights {output.weights} --out-target {output.target} 2> {log}"
-
-
-def figure3_inputs(wildcards):
-    if wildcards.dataset == ISBI:
-        seq, index = "train", config["figures"]["isbi_slice"]
-    else:
-        seq, index = config["figures"]["ctc_sequence"], config["figures"]["ctc_annotation"]
-    return {
-        "script": script("figure_weights.py"),
-        "prepared": f"results/prepared/{wildcards.dataset}/{seq}.npz",
-        "weights": f"results/weights/{wildcards.dataset}/{seq}.weights.tif",
-        "target": f"results/weights/{wildcards.dataset}/{seq}.target.tif",
-    }
 
 
 rule figure3:
@@ -43,30 +30,25 @@ rule figure3:
     input:
         unpack(figure3_inputs),
     output:
-        "results/figures/fig3_{dataset}.png",
+        report(
+            "results/figures/fig3_{dataset}.png",
+            category="Figures",
+            labels={"figure": "weight map {dataset}"},
+        ),
+    log:
+        "logs/figures/fig3_{dataset}.log",
+    conda:
+        "../../envs/data.yaml"
     params:
         index=lambda wc: (
             config["figures"]["isbi_slice"]
             if wc.dataset == ISBI
             else config["figures"]["ctc_annotation"]
         ),
-    log:
-        "logs/figures/fig3_{dataset}.log",
-    conda:
-        "../../envs/data.yaml"
     shell:
         "python {input.script} --prepared {input.prepared} --weights {input.weights}"
         " --target {input.target} --index {params.index} --title {wildcards.dataset}"
         " --out {output} 2> {log}"
-
-
-def all_weight_maps():
-    files = []
-    for dataset in DATASETS:
-        files += weights_inputs(dataset)
-    figs = [d for d in (ISBI, config["figures"]["ctc_dataset"]) if d in DATASETS]
-    files += expand("results/figures/fig3_{dataset}.png", dataset=figs)
-    return files
 
 
 rule weight_maps:

@@ -1,0 +1,270 @@
+"""Cell Tracking Challenge SEG measure (the "IOU" column of the U-Net paper's Table 2).
+
+A ground-truth object R matches a predicted object S iff |R ∩ S| > 0.5 |R|, so each R has at
+most one match. SEG is the Jaccard index |R ∩ S| / |R ∪ S| of each R with its match (0 when
+unmatched), summed over all ground-truth objects of all annotated frames of a sequence and
+divided by their number. Predicted objects that match nothing are not penalised.
+
+The official Python implementation is the PyPI package ``py-ctcmetrics``
+(``ctc_metrics.evaluate_sequence(res, gt, metrics=["SEG"])``); :func:`seg_measure` pools the
+per-object values in the same order and with the same float operations, so the two agree
+exactly.
+
+File layout (CTC): ground truth ``<seq>_GT/SEG/man_segNNN.tif`` (uint16 instance labels, NNN =
+frame index, only some frames annotated), ``<seq>_GT/TRA/``; results ``<seq>_RES/maskNNN.tif``,
+one uint16 mask for *every* frame, numbered contiguously from 0.
+
+References
+----------
+.. [1] Maška M. et al., "A benchmark for comparison of cell tracking algorithms",
+   Bioinformatics 30(11):1609-1617, 2014.
+.. [2] Ulman V. et al., "An objective comparison of cell-tracking algorithms",
+   Nat. Methods 14:1141-1152, 2017.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from scipy import ndimage as ndi
+
+__all__ = [
+    "evaluate_sequence_seg",
+    "instances_from_probability",
+    "matched_jaccards",
+    "seg_measure",
+    "seg_score",
+    "write_ctc_result",
+]
+
+
+def _check_label_image(a: np.ndarray, what: str) -> np.ndarray:
+    a = np.asarray(a)
+    if a.ndim != 2:
+        raise ValueError(f"{what} must be a 2-D label image, got shape {a.shape}")
+    if not (np.issubdtype(a.dtype, np.integer) or a.dtype == bool):
+        raise ValueError(f"{what} must hold integer labels, got dtype {a.dtype}")
+    if a.size and a.min() < 0:
+        raise ValueError(f"{what} has negative labels")
+    return a
+
+
+def matched_jaccards(gt: np.ndarray, res: np.ndarray) -> tuple[np.ndarray, int]:
+    """Jaccard indices of the matched ground-truth objects of one frame.
+
+    Parameters
+    ----------
+    gt : ndarray of int, (H, W)
+        Ground-truth instance labels (0 = background).
+    res : ndarray of int, (H, W)
+        Predicted instance labels (0 = background).
+
+    Returns
+    -------
+    jaccards : ndarray of float64
+        |R ∩ S| / |R ∪ S| for every ground-truth object R that has a match S
+        (|R ∩ S| > 0.5 |R|), in increasing order of the ground-truth label.
+    n_gt : int
+        Number of ground-truth objects (labels > 0) in the frame.
+    """
+    gt = _check_label_image(gt, "gt")
+    res = _check_label_image(res, "res")
+    if gt.shape != res.shape:
+        raise ValueError(f"gt shape {gt.shape} and res shape {res.shape} differ")
+    g = gt.ravel().astype(np.int64)
+    r = res.ravel().astype(np.int64)
+    gt_ids, g_idx = np.unique(g, return_inverse=True)
+    res_ids, r_idx = np.unique(r, return_inverse=True)
+    n_gt = int(np.count_nonzero(gt_ids))
+    # contingency table over the labels present (sparse: pairs that occur)
+    key = g_idx.astype(np.int64) * res_ids.size + r_idx
+    pairs, inter = np.unique(key, return_counts=True)
+    gi, ri = pairs // res_ids.size, pairs % res_ids.size
+    size_g = np.bincount(g_idx, minlength=gt_ids.size)
+    size_r = np.bincount(r_idx, minlength=res_ids.size)
+    keep = (gt_ids[gi] != 0) & (res_ids[ri] != 0) & (2 * inter > size_g[gi])
+    gi, ri, inter = gi[keep], ri[keep], inter[keep]
+    # pairs are sorted by ground-truth label first: the order of py-ctcmetrics
+    union = size_g[gi] + size_r[ri] - inter
+    return inter / union, n_gt
+
+
+def seg_score(gt: np.ndarray, res: np.ndarray) -> tuple[float, int]:
+    """SEG numerator and denominator of one frame.
+
+    Parameters
+    ----------
+    gt, res : ndarray of int, (H, W)
+        Ground-truth and predicted instance labels (0 = background).
+
+    Returns
+    -------
+    sum_jaccard : float
+        Sum over ground-truth objects of the Jaccard index with their match (0 if none).
+    n_gt : int
+        Number of ground-truth objects.
+    """
+    j, n = matched_jaccards(gt, res)
+    return float(np.sum(j)), n
+
+
+def seg_measure(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> float:
+    """SEG pooled over frames: Σ Jaccard over all ground-truth objects / number of objects.
+
+    Parameters
+    ----------
+    pairs : iterable of (gt, res)
+        Ground-truth and predicted label images of the annotated frames, in frame order.
+
+    Returns
+    -------
+    float
+        SEG in [0, 1]; 0 when there is no ground-truth object.
+    """
+    values, n_total = [], 0
+    for gt, res in pairs:
+        j, n = matched_jaccards(gt, res)
+        values.append(j)
+        n_total += n
+    if not values:
+        raise ValueError("seg_measure needs at least one (gt, res) pair")
+    return float(np.sum(np.concatenate(values)) / max(n_total, 1))
+
+
+def instances_from_probability(
+    p_cell: np.ndarray, threshold: float = 0.5, min_size: int = 0, connectivity: int = 4
+) -> np.ndarray:
+    """Instance labels from a cell-probability map: threshold, then connected components.
+
+    Parameters
+    ----------
+    p_cell : ndarray of float, (H, W)
+        Probability of the cell class.
+    threshold : float
+        Pixels with ``p_cell > threshold`` are cell.
+    min_size : int
+        Components with fewer pixels are removed (0 keeps all).
+    connectivity : {4, 8}
+        Pixel connectivity of the components (4: edge neighbours only, the default, so that
+        cells touching at a corner stay separate).
+
+    Returns
+    -------
+    ndarray of uint16, (H, W)
+        Labels 1..n in raster order of the components' first pixels, 0 = background.
+    """
+    p = np.asarray(p_cell)
+    if p.ndim != 2:
+        raise ValueError(f"p_cell must be 2-D, got shape {p.shape}")
+    if connectivity not in (4, 8):
+        raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
+    if min_size < 0:
+        raise ValueError(f"min_size must be >= 0, got {min_size}")
+    structure = ndi.generate_binary_structure(2, 1 if connectivity == 4 else 2)
+    lab, n = ndi.label(p > threshold, structure=structure)
+    if min_size > 0 and n > 0:
+        sizes = np.bincount(lab.ravel(), minlength=n + 1)
+        keep = sizes >= min_size
+        keep[0] = False
+        new_ids = np.zeros(n + 1, dtype=np.int64)
+        new_ids[keep] = np.arange(1, int(keep.sum()) + 1)
+        lab, n = new_ids[lab], int(keep.sum())
+    if n > np.iinfo(np.uint16).max:
+        raise ValueError(f"{n} objects do not fit in uint16")
+    return lab.astype(np.uint16)
+
+
+def _mask_name(t: int, n_frames: int) -> str:
+    return f"mask{t:04d}.tif" if n_frames > 1000 else f"mask{t:03d}.tif"
+
+
+def write_ctc_result(folder: str | os.PathLike, masks: Sequence[np.ndarray]) -> None:
+    """Write a CTC result folder ``mask000.tif, mask001.tif, ...`` (uint16), atomically.
+
+    The masks are written to a temporary folder next to ``folder``, which is then renamed to
+    ``folder`` (an existing ``folder`` is replaced), so readers never see a partial result.
+
+    Parameters
+    ----------
+    folder : path
+        Result folder, e.g. ``.../01_RES``.
+    masks : sequence of ndarray
+        One 2-D integer label image per frame, frame 0 first; labels must fit in uint16.
+    """
+    folder = Path(folder)
+    if len(masks) == 0:
+        raise ValueError("masks is empty")
+    checked = []
+    for t, m in enumerate(masks):
+        m = _check_label_image(m, f"mask {t}")
+        if m.size and m.max() > np.iinfo(np.uint16).max:
+            raise ValueError(f"mask {t} has labels above 65535")
+        checked.append(m.astype(np.uint16))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        for t, m in enumerate(checked):
+            tifffile.imwrite(tmp / _mask_name(t, len(checked)), m)
+        old = None
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+            os.replace(folder, old / folder.name)
+        os.replace(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+_SEG_RE = re.compile(r"^man_seg(\d+)\.tif$")
+_MASK_RE = re.compile(r"^mask(\d+)\.tif$")
+
+
+def evaluate_sequence_seg(res_folder: str | os.PathLike, gt_folder: str | os.PathLike) -> float:
+    """SEG of one sequence from CTC folders.
+
+    Parameters
+    ----------
+    res_folder : path
+        ``<seq>_RES`` with ``maskNNN.tif``.
+    gt_folder : path
+        ``<seq>_GT`` with ``SEG/man_segNNN.tif``; every annotated frame is evaluated against
+        the result mask of the same frame index.
+
+    Returns
+    -------
+    float
+        SEG over all annotated frames.
+    """
+    res_folder, seg_dir = Path(res_folder), Path(gt_folder) / "SEG"
+    if not seg_dir.is_dir():
+        raise ValueError(f"no SEG folder in {gt_folder}")
+    gt_files = {}
+    for f in sorted(seg_dir.iterdir()):
+        if f.suffix == ".tif":
+            m = _SEG_RE.match(f.name)
+            if m is None:
+                raise ValueError(f"unexpected ground-truth file {f} (3-D slices unsupported)")
+            gt_files[int(m.group(1))] = f
+    if not gt_files:
+        raise ValueError(f"no man_seg*.tif in {seg_dir}")
+    res_files = {}
+    for f in res_folder.iterdir() if res_folder.is_dir() else ():
+        m = _MASK_RE.match(f.name)
+        if m is not None:
+            res_files[int(m.group(1))] = f
+    missing = sorted(set(gt_files) - set(res_files))
+    if missing:
+        raise ValueError(f"{res_folder} lacks result masks for frames {missing}")
+    pairs = (
+        (tifffile.imread(gt_files[t]), tifffile.imread(res_files[t])) for t in sorted(gt_files)
+    )
+    return seg_measure(pairs)

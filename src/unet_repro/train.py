@@ -1,0 +1,454 @@
+"""Training as in section 3 of the paper, resumable.
+
+"The input images and their corresponding segmentation maps are used to train the network with
+the stochastic gradient descent implementation of Caffe. [...] we favor large input tiles over a
+large batch size and hence reduce the batch to a single image. Accordingly we use a high
+momentum (0.99) [...]. The energy function is computed by a pixel-wise soft-max over the final
+feature map combined with the cross entropy loss function", weighted by a precomputed map
+``w(x)`` (eq. 1-2).
+
+So one iteration = one randomly placed, augmented tile (:func:`unet_repro.augment.sample_tile`),
+SGD with momentum 0.99, loss = ``mean_x w(x) * -log p_{l(x)}(x)`` over the output tile.
+
+Reproducibility and resuming
+----------------------------
+The tile of iteration ``i`` is drawn from ``numpy.random.default_rng([seed, i])``: it is a pure
+function of ``(seed, i)``, independent of what ran before, of restarts and of data-loader worker
+processes. The only other randomness (dropout) uses torch's global generator, which is saved in
+the checkpoint together with the model, the optimizer (momentum buffers), the Python and numpy
+global generator states, the logged-loss accumulator and the elapsed time. The learning rate is a
+function of the iteration (:func:`learning_rate`), so there is no scheduler state. A run that is
+killed and resumed from its last checkpoint therefore ends with exactly the same weights, on the
+same device and software, as an uninterrupted run.
+
+Every file is written atomically (temporary file in the same folder, then ``os.replace``), so a
+kill never leaves a truncated checkpoint or model.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from .augment import check_aug, sample_tile
+from .model import UNet, output_size
+
+__all__ = [
+    "DEFAULT_TRAIN",
+    "TileStream",
+    "check_train_config",
+    "learning_rate",
+    "load_model",
+    "normalize",
+    "plot_loss",
+    "save_atomic",
+    "train",
+    "weighted_cross_entropy",
+]
+
+#: Default training settings. The paper gives batch 1 (one large tile) and momentum 0.99 only;
+#: learning rate, iterations, schedule and weight decay are this reproduction's choices.
+DEFAULT_TRAIN: dict[str, Any] = {
+    "iterations": 20000,  # one tile each
+    "input_size": 572,  # paper's Fig. 1 tile (output 388)
+    "lr": 0.01,
+    "momentum": 0.99,  # paper
+    "weight_decay": 0.0,
+    "schedule": "constant",  # "constant" | "poly" | "step"
+    "poly_power": 0.9,  # poly: lr * (1 - (i - 1) / iterations) ** power
+    "step_every": 10000,  # step: lr * step_gamma ** ((i - 1) // step_every)
+    "step_gamma": 0.1,
+    "seed": 0,
+    "checkpoint_every": 500,
+    "log_every": 10,  # CSV row = mean loss over the last log_every iterations
+    "amp": False,  # bfloat16 autocast, CUDA only
+    "workers": 0,  # data-loader worker processes for tile sampling (0: in the main process)
+    "augment": {},  # merged into unet_repro.augment.DEFAULT_AUG
+}
+
+SCHEDULES = ("constant", "poly", "step")
+CSV_HEADER = ("iteration", "loss", "lr", "seconds")
+#: Settings that may differ between a checkpoint and the run that resumes it.
+RESUME_MAY_CHANGE = ("iterations", "checkpoint_every", "log_every", "workers", "amp")
+
+
+def check_train_config(cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Merge ``cfg`` into :data:`DEFAULT_TRAIN` and validate it (ValueError on problems)."""
+    out = dict(DEFAULT_TRAIN)
+    if cfg:
+        unknown = set(cfg) - set(DEFAULT_TRAIN)
+        if unknown:
+            raise ValueError(
+                f"unknown training setting(s) {sorted(unknown)}; valid: {sorted(DEFAULT_TRAIN)}"
+            )
+        out.update(cfg)
+    out["augment"] = check_aug(out["augment"])
+    if out["schedule"] not in SCHEDULES:
+        raise ValueError(f"unknown schedule {out['schedule']!r}; valid: {', '.join(SCHEDULES)}")
+    for key in ("iterations", "checkpoint_every", "log_every", "step_every"):
+        if int(out[key]) < 1:
+            raise ValueError(f"{key} must be >= 1, got {out[key]}")
+    if out["lr"] <= 0 or not 0 <= out["momentum"] < 1 or out["weight_decay"] < 0:
+        raise ValueError("need lr > 0, 0 <= momentum < 1 and weight_decay >= 0")
+    return out
+
+
+def normalize(image: np.ndarray) -> np.ndarray:
+    """Per-image standardisation: zero mean, unit standard deviation, float32.
+
+    Works for any input dtype and makes the grey-value augmentation's ranges comparable between
+    data sets. A constant image becomes all zeros.
+    """
+    x = np.asarray(image, dtype=np.float64)
+    std = x.std()
+    return ((x - x.mean()) / (std if std > 0 else 1.0)).astype(np.float32)
+
+
+def learning_rate(cfg: Mapping[str, Any], iteration: int) -> float:
+    """Learning rate of iteration ``iteration`` (1-based) under ``cfg["schedule"]``."""
+    lr, i = float(cfg["lr"]), int(iteration) - 1
+    if cfg["schedule"] == "poly":
+        return lr * (1.0 - i / int(cfg["iterations"])) ** float(cfg["poly_power"])
+    if cfg["schedule"] == "step":
+        return lr * float(cfg["step_gamma"]) ** (i // int(cfg["step_every"]))
+    return lr
+
+
+def weighted_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    """Eq. (1): ``E = -mean_x w(x) log p_{l(x)}(x)``, p = pixel-wise soft-max of the logits.
+
+    Parameters
+    ----------
+    logits : (B, K, H, W) float
+    target : (B, H, W) integer class labels l(x)
+    weights : (B, H, W) float weight map w(x)
+
+    Returns
+    -------
+    Scalar tensor: the mean over all B*H*W pixels (the paper writes a sum; the mean only rescales
+    the learning rate and keeps it independent of the tile size).
+    """
+    if logits.shape[-2:] != target.shape[-2:] or target.shape != weights.shape:
+        raise ValueError(
+            f"logits {tuple(logits.shape)}, target {tuple(target.shape)} and weights "
+            f"{tuple(weights.shape)} do not match"
+        )
+    ce = F.cross_entropy(logits.float(), target.long(), reduction="none")
+    return (weights.float() * ce).mean()
+
+
+class TileStream(Dataset):
+    """Training tiles by iteration: item ``i`` is the augmented tile of iteration ``i``.
+
+    The random sample index, tile position and augmentation come from
+    ``numpy.random.default_rng([seed, i])``, so item ``i`` does not depend on other items.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+        input_size: int,
+        output_size: int,
+        aug: Mapping[str, Any] | None,
+        seed: int,
+        length: int,
+    ) -> None:
+        self.samples, self.aug, self.seed, self.length = samples, check_aug(aug), seed, length
+        self.input_size, self.output_size = input_size, output_size
+
+    def __len__(self) -> int:
+        return self.length  # items are the iterations 1 .. length
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, int(i)])
+        image, target, weights = self.samples[int(rng.integers(len(self.samples)))]
+        x, y, w = sample_tile(
+            image, target, weights, rng, self.input_size, self.output_size, self.aug
+        )
+        return torch.from_numpy(x)[None], torch.from_numpy(y), torch.from_numpy(w)
+
+
+# --------------------------------------------------------------------------------------------
+# files
+# --------------------------------------------------------------------------------------------
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file next to ``path``, then ``os.replace`` it into place.
+
+    If anything fails the temporary file is removed and ``path`` keeps its old content.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_csv_atomic(path: Path, rows: list[list[str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows([list(CSV_HEADER), *rows])
+    os.replace(tmp, path)
+
+
+def _truncate_log(path: Path, iteration: int) -> None:
+    """Keep the CSV rows up to ``iteration`` (rows after the checkpoint are redone on resume)."""
+    rows = []
+    if path.exists():
+        with open(path, newline="") as f:
+            rows = [r for r in list(csv.reader(f))[1:] if r and int(r[0]) <= iteration]
+    _write_csv_atomic(path, rows)
+
+
+def load_model(path: Path, map_location: str | torch.device = "cpu") -> UNet:
+    """Rebuild the :class:`~unet_repro.model.UNet` written by :func:`train` (in eval mode)."""
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    model = UNet(**state["model_config"])
+    model.load_state_dict(state["state_dict"])
+    return model.eval()
+
+
+# --------------------------------------------------------------------------------------------
+# random generator states
+# --------------------------------------------------------------------------------------------
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - seeds the legacy global state other code may use
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state(legacy=False)  # noqa: NPY002
+    np_state["state"]["key"] = torch.from_numpy(np_state["state"]["key"].astype(np.int64))
+    return {
+        "python": random.getstate(),
+        "numpy": np_state,
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    random.setstate(state["python"])
+    np_state = dict(state["numpy"])
+    np_state["state"] = dict(np_state["state"])
+    np_state["state"]["key"] = np_state["state"]["key"].numpy().astype(np.uint32)
+    np.random.set_state(np_state)  # noqa: NPY002
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+# --------------------------------------------------------------------------------------------
+# the loop
+# --------------------------------------------------------------------------------------------
+
+
+def _check_samples(samples, n_classes: int) -> None:
+    if len(samples) == 0:
+        raise ValueError("no training samples")
+    for k, (image, target, weights) in enumerate(samples):
+        shapes = {np.shape(image), np.shape(target)} | (
+            {np.shape(weights)} if weights is not None else set()
+        )
+        if len(shapes) != 1 or np.ndim(image) != 2:
+            raise ValueError(f"sample {k}: image, target, weights must be 2-D of one shape")
+        if np.min(target) < 0 or np.max(target) >= n_classes:
+            raise ValueError(f"sample {k}: target values must be in [0, {n_classes - 1}]")
+
+
+def train(
+    model: torch.nn.Module,
+    samples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+    cfg: Mapping[str, Any] | None,
+    *,
+    out_model: Path,
+    checkpoint: Path,
+    log_csv: Path,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> torch.nn.Module:
+    """Train ``model`` on random tiles of ``samples``; resume from ``checkpoint`` if it exists.
+
+    Parameters
+    ----------
+    model : UNet
+        Freshly initialised network (its weights are replaced when resuming).
+    samples : sequence of (image, target, weights)
+        ``image`` float (H, W), normalised (see :func:`normalize`); ``target`` integer (H, W)
+        class labels; ``weights`` float (H, W) loss weight map w(x) or None (all ones).
+    cfg : mapping
+        Settings merged into :data:`DEFAULT_TRAIN`.
+    out_model : Path
+        Final ``{"state_dict", "model_config", "train_config", "iterations"}``, written
+        atomically at the end (see :func:`load_model`).
+    checkpoint : Path
+        Written atomically every ``checkpoint_every`` iterations and at the end.
+    log_csv : Path
+        ``iteration,loss,lr,seconds`` rows, one per ``log_every`` iterations (mean loss of those
+        iterations, learning rate of the last one, training seconds so far).
+    device : str or torch.device, optional
+        Default: CUDA when available, else CPU.
+    progress : bool
+        Show a tqdm progress bar on stderr.
+    stop_after : int, optional
+        Return after this many iterations of this call without writing ``out_model`` (simulates
+        a kill, for tests).
+
+    Returns
+    -------
+    The trained model (on ``device``, in train mode).
+    """
+    cfg = check_train_config(cfg)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    checkpoint, log_csv, out_model = Path(checkpoint), Path(log_csv), Path(out_model)
+    n_iter, in_size = int(cfg["iterations"]), int(cfg["input_size"])
+    out_size = output_size(in_size, model.depth)
+    _check_samples(samples, model.config["n_classes"])
+    model.to(device)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"]
+    )
+    amp = bool(cfg["amp"]) and device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        changed = sorted(
+            k for k in cfg if k not in RESUME_MAY_CHANGE and cfg[k] != state["train_config"][k]
+        )
+        if changed:
+            raise ValueError(f"cannot resume {checkpoint}: settings {changed} differ from it")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start, elapsed, (loss_sum, loss_n) = state["iteration"], state["seconds"], state["log"]
+        _set_rng_state(state["rng"])
+        _truncate_log(log_csv, start)
+    else:
+        start, elapsed, loss_sum, loss_n = 0, 0.0, 0.0, 0
+        _seed_all(cfg["seed"])
+        _write_csv_atomic(log_csv, [])
+    loss_sum = torch.tensor(loss_sum, dtype=torch.float64, device=device)
+
+    tiles = TileStream(samples, in_size, out_size, cfg["augment"], cfg["seed"], n_iter)
+    loader = DataLoader(
+        tiles,
+        sampler=range(start + 1, n_iter + 1),
+        batch_size=None,
+        num_workers=int(cfg["workers"]),
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator(),  # keeps the global torch generator (dropout) untouched
+    )
+    bar = tqdm(total=n_iter, initial=start, disable=not progress, file=sys.stderr, unit="it")
+    t0 = time.perf_counter() - elapsed
+    model.train()
+    for it, (x, y, w) in enumerate(loader, start=start + 1):
+        lr = learning_rate(cfg, it)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        x, y, w = (t[None].to(device, non_blocking=True) for t in (x, y, w))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(x)
+        loss = weighted_cross_entropy(logits, y, w)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach()
+        loss_n += 1
+        bar.update()
+
+        if it % cfg["log_every"] == 0 or it == n_iter:
+            mean = loss_sum.item() / loss_n
+            if not math.isfinite(mean):
+                raise FloatingPointError(f"training diverged: loss {mean} at iteration {it}")
+            with open(log_csv, "a", newline="") as f:
+                csv.writer(f).writerow(
+                    [it, repr(mean), repr(lr), f"{time.perf_counter() - t0:.3f}"]
+                )
+            bar.set_postfix(loss=f"{mean:.4f}")
+            loss_sum.zero_()
+            loss_n = 0
+        if it % cfg["checkpoint_every"] == 0 or it == n_iter:
+            save_atomic(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "iteration": it,
+                    "seconds": time.perf_counter() - t0,
+                    "log": (loss_sum.item(), loss_n),
+                    "rng": _rng_state(),
+                    "train_config": cfg,
+                },
+                checkpoint,
+            )
+        if stop_after is not None and it - start >= stop_after:
+            bar.close()
+            return model
+    bar.close()
+    state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_atomic(
+        {
+            "state_dict": state_dict,
+            "model_config": dict(getattr(model, "config", {})),
+            "train_config": cfg,
+            "iterations": n_iter,
+        },
+        out_model,
+    )
+    return model
+
+
+def plot_loss(log_csv: Path, out_png: Path, smooth: int = 20) -> None:
+    """Plot the training-loss CSV of :func:`train` (log scale, with a moving average)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(log_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{log_csv} has no loss rows")
+    it = np.array([int(r["iteration"]) for r in rows])
+    loss = np.array([float(r["loss"]) for r in rows])
+    fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+    ax.plot(it, loss, lw=0.6, alpha=0.5, label="loss (mean per log interval)")
+    k = min(smooth, len(loss))
+    if k > 1:
+        avg = np.convolve(loss, np.ones(k) / k, mode="valid")
+        ax.plot(it[k - 1 :], avg, lw=1.5, label=f"moving average ({k})")
+    ax.set(xlabel="iteration", ylabel="weighted cross-entropy", yscale="log")
+    ax.legend(frameon=False)
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,265 @@
+"""Tests of the training loop (unet_repro.train): loss, resuming, atomic files."""
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from unet_repro.augment import NO_AUG
+from unet_repro.model import UNet
+from unet_repro.train import (
+    TileStream,
+    check_train_config,
+    learning_rate,
+    load_model,
+    normalize,
+    plot_loss,
+    save_atomic,
+    train,
+    weighted_cross_entropy,
+)
+
+TINY = {"input_size": 60, "iterations": 8, "lr": 0.01, "log_every": 1, "seed": 3}
+
+
+@pytest.fixture(autouse=True)
+def deterministic_torch():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(False)
+    torch.set_num_threads(threads)
+
+
+def discs(seed, shape=(80, 80), n=6):
+    """Bright discs on a dark, noisy background; target = the discs, weights = 1 + disc."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    lab = np.zeros(shape, np.uint8)
+    for _ in range(n):
+        cy, cx, r = rng.uniform(0, shape[0]), rng.uniform(0, shape[1]), rng.uniform(5, 12)
+        lab |= (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+    img = np.where(lab, 1.0, 0.2) + rng.normal(0, 0.1, shape)
+    return normalize(img), lab, (1.0 + lab).astype(np.float32)
+
+
+def tiny_net(seed=0, base=4):
+    torch.manual_seed(seed)
+    return UNet(base_channels=base, depth=2, dropout=0.5)  # dropout exercises the torch RNG
+
+
+def run(tmp_path, cfg, model=None, **kw):
+    paths = {k: tmp_path / f for k, f in [("out_model", "m.pt"), ("checkpoint", "c.pt")]}
+    paths["log_csv"] = tmp_path / "loss.csv"
+    samples = [discs(s) for s in range(3)]
+    model = model if model is not None else tiny_net()
+    return train(model, samples, cfg, device="cpu", progress=False, **paths, **kw)
+
+
+def read_log(path):
+    with open(path, newline="") as f:
+        return [(int(r["iteration"]), float(r["loss"]), float(r["lr"])) for r in csv.DictReader(f)]
+
+
+# --------------------------------------------------------------------------------------------
+# pieces
+# --------------------------------------------------------------------------------------------
+
+
+def test_weighted_cross_entropy_by_hand():
+    logits = torch.tensor([[[[2.0, 0.0], [1.0, -1.0]], [[0.0, 0.0], [3.0, 2.0]]]])  # (1,2,2,2)
+    target = torch.tensor([[[0, 1], [1, 0]]])
+    weights = torch.tensor([[[1.0, 2.0], [0.5, 10.0]]])
+    expected = 0.0
+    for i in range(2):
+        for j in range(2):
+            z = logits[0, :, i, j].tolist()
+            log_p = z[target[0, i, j]] - math.log(sum(math.exp(v) for v in z))
+            expected += -weights[0, i, j].item() * log_p
+    expected /= 4  # mean over the pixels
+    got = weighted_cross_entropy(logits, target, weights)
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    # unit weights = the ordinary cross-entropy
+    ones = torch.ones_like(weights)
+    ref = torch.nn.functional.cross_entropy(logits, target)
+    assert weighted_cross_entropy(logits, target, ones).item() == pytest.approx(ref.item())
+    with pytest.raises(ValueError, match="do not match"):
+        weighted_cross_entropy(logits, target[:, :1], weights)
+
+
+def test_normalize():
+    x = normalize(np.arange(12, dtype=np.uint8).reshape(3, 4) * 20)
+    assert x.dtype == np.float32
+    assert abs(x.mean()) < 1e-6 and x.std() == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_array_equal(normalize(np.full((4, 4), 7)), 0.0)
+
+
+def test_learning_rate_schedules():
+    cfg = check_train_config({"iterations": 100, "lr": 0.1})
+    assert [learning_rate(cfg, i) for i in (1, 50, 100)] == [0.1] * 3
+    poly = check_train_config({"iterations": 100, "lr": 0.1, "schedule": "poly"})
+    lrs = [learning_rate(poly, i) for i in range(1, 101)]
+    assert lrs[0] == 0.1 and all(np.diff(lrs) < 0) and 0 < lrs[-1] < 0.01
+    step = check_train_config({"lr": 0.1, "schedule": "step", "step_every": 10, "step_gamma": 0.5})
+    assert [learning_rate(step, i) for i in (1, 10, 11, 21)] == [0.1, 0.1, 0.05, 0.025]
+
+
+def test_config_validation():
+    assert check_train_config()["momentum"] == 0.99
+    with pytest.raises(ValueError, match="iteratoins"):
+        check_train_config({"iteratoins": 5})
+    with pytest.raises(ValueError, match="schedule"):
+        check_train_config({"schedule": "cosine"})
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        check_train_config({"augment": {"elastc": True}})
+
+
+def test_tile_stream_depends_only_on_seed_and_iteration():
+    samples = [discs(s) for s in range(3)]
+    a = TileStream(samples, 60, 20, None, seed=1, length=10)
+    b = TileStream(samples, 60, 20, None, seed=1, length=10)
+    for i in (7, 2, 7):
+        for u, v in zip(a[i], b[i], strict=True):
+            assert torch.equal(u, v)
+    assert not torch.equal(a[2][0], a[3][0])
+    x, y, w = a[5]
+    assert x.shape == (1, 60, 60) and y.shape == (20, 20) and w.shape == (20, 20)
+    assert y.dtype == torch.int64 and w.dtype == torch.float32
+
+
+def test_save_atomic_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    save_atomic({"v": torch.tensor([1.0])}, path)
+
+    def broken_save(obj, f):
+        f.write(b"partial")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_atomic({"v": torch.tensor([2.0])}, path)
+    monkeypatch.undo()
+    assert torch.load(path)["v"].item() == 1.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+
+
+# --------------------------------------------------------------------------------------------
+# the loop
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("checkpoint_every", [1, 2])
+def test_resume_is_bit_identical(tmp_path, checkpoint_every):
+    cfg = {**TINY, "checkpoint_every": checkpoint_every}
+    full = run(tmp_path / "full", cfg)
+    log_full = read_log(tmp_path / "full" / "loss.csv")
+
+    part = tmp_path / "part"
+    run(part, cfg, stop_after=3)  # "killed" after iteration 3
+    assert not (part / "m.pt").exists()
+    assert torch.load(part / "c.pt")["iteration"] == 3 // checkpoint_every * checkpoint_every
+    resumed = run(part, cfg, model=tiny_net(seed=99))  # another init: all state comes from disk
+
+    a, b = full.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    final = torch.load(part / "m.pt")["state_dict"]
+    assert all(torch.equal(final[k], a[k]) for k in a)
+    log = read_log(part / "loss.csv")
+    assert [r[0] for r in log] == list(range(1, 9))  # no duplicates, no gaps
+    assert log == log_full
+
+
+def test_workers_do_not_change_the_result(tmp_path):
+    cfg = {**TINY, "iterations": 4}
+    a = run(tmp_path / "a", cfg).state_dict()
+    b = run(tmp_path / "b", {**cfg, "workers": 1}).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_failed_checkpoint_write_leaves_previous_checkpoint(tmp_path, monkeypatch):
+    cfg = {**TINY, "checkpoint_every": 1}
+    run(tmp_path, cfg, stop_after=2)
+    real_save = torch.save
+
+    def broken_save(obj, f, *args, **kwargs):
+        real_save({"garbage": 1}, f)
+        raise OSError("killed while writing")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="killed"):
+        run(tmp_path, cfg)
+    monkeypatch.undo()
+    assert torch.load(tmp_path / "c.pt")["iteration"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt", "loss.csv"]
+    run(tmp_path, cfg)  # resumes from iteration 2 and finishes
+    assert [r[0] for r in read_log(tmp_path / "loss.csv")] == list(range(1, 9))
+
+
+def test_resume_refuses_changed_settings(tmp_path):
+    run(tmp_path, {**TINY, "checkpoint_every": 1}, stop_after=1)
+    with pytest.raises(ValueError, match="seed"):
+        run(tmp_path, {**TINY, "checkpoint_every": 1, "seed": 4})
+
+
+def test_loss_decreases_on_discs(tmp_path):
+    """A tiny net learns bright discs: far below the loss of the best constant prediction."""
+    samples = [discs(s) for s in range(3)]
+    held_out = TileStream([discs(s) for s in (10, 11)], 92, 52, NO_AUG, seed=5, length=8)
+    tiles = [held_out[i] for i in range(1, 9)]
+
+    def loss(model):
+        model.eval()
+        with torch.no_grad():
+            return np.mean(
+                [
+                    weighted_cross_entropy(model(x[None]), y[None], w[None]).item()
+                    for x, y, w in tiles
+                ]
+            )
+
+    def constant_loss():  # best constant prediction under the weights: weighted class frequency
+        y = torch.cat([t[1].ravel() for t in tiles]).double()
+        w = torch.cat([t[2].ravel() for t in tiles]).double()
+        p = (w * y).sum() / w.sum()
+        return float(-(w * (y * p.log() + (1 - y) * (1 - p).log())).mean())
+
+    torch.manual_seed(0)
+    model = UNet(base_channels=8, depth=2, dropout=0.0)
+    before = loss(model)
+    cfg = {"input_size": 92, "iterations": 100, "lr": 0.01, "log_every": 10, "seed": 0}
+    train(
+        model,
+        samples,
+        cfg,
+        out_model=tmp_path / "m.pt",
+        checkpoint=tmp_path / "c.pt",
+        log_csv=tmp_path / "loss.csv",
+        device="cpu",
+        progress=False,
+    )
+    after = loss(model)
+    assert after < 0.3 * constant_loss() < before
+    logged = [r[1] for r in read_log(tmp_path / "loss.csv")]
+    assert len(logged) == 10 and np.mean(logged[-3:]) < 0.5 * logged[0]
+
+    reloaded = load_model(tmp_path / "m.pt")
+    x = tiles[0][0][None]
+    with torch.no_grad():
+        assert torch.equal(reloaded(x), model.eval()(x))
+
+    png = tmp_path / "loss.png"
+    plot_loss(tmp_path / "loss.csv", png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_divergence_is_reported(tmp_path, monkeypatch):
+    def nan_loss(logits, target, weights):
+        return weighted_cross_entropy(logits, target, weights) * float("nan")
+
+    monkeypatch.setattr("unet_repro.train.weighted_cross_entropy", nan_loss)
+    with pytest.raises(FloatingPointError, match="iteration 1"):
+        run(tmp_path, TINY)
