@@ -1,0 +1,79 @@
+"""Tables 1 and 2: the paper's rows as published, ours beside them, in three formats."""
+
+import csv
+import io
+
+from unet_repro.tables import (
+    TABLE1_COLUMNS,
+    TABLE2_COLUMNS,
+    table1_rows,
+    table2_rows,
+    to_csv,
+    to_latex,
+    to_markdown,
+    write_table,
+)
+
+OURS1 = {
+    "split": "fold4",
+    "config": "quick",
+    "warping_error": 0.00123,
+    "warping_error_threshold": 0.5,
+    "rand_error": 0.1,
+    "rand_error_threshold": 0.30000000000000004,
+    "pixel_error": 0.08,
+    "pixel_error_threshold": 0.6,
+}
+
+
+def test_table1_has_paper_rows_then_ours():
+    rows = table1_rows([OURS1])
+    unet = next(r for r in rows if r["name"].startswith("u-net (paper"))
+    assert (unet["warping_error"], unet["rand_error"], unet["pixel_error"]) == (
+        0.000353,
+        0.0382,
+        0.0611,
+    )
+    assert [r["source"] for r in rows] == ["paper"] * 6 + ["ours"]
+    assert rows[-1]["thresholds"] == "w/R/p 0.5/0.3/0.6"
+    assert "held-out" in rows[-1]["name"] and rows[-1]["split"] == "fold4"
+
+
+def test_table2_joins_datasets_of_a_split():
+    ours = [
+        {
+            "dataset": "PhC-C2DH-U373",
+            "split": "train01",
+            "sequence": "02",
+            "config": "q",
+            "seg": 0.8,
+            "threshold": 0.5,
+        },
+        {
+            "dataset": "DIC-C2DH-HeLa",
+            "split": "train01",
+            "sequence": "02",
+            "config": "q",
+            "seg": 0.6,
+            "threshold": 0.5,
+        },
+    ]
+    rows = table2_rows(ours)
+    mine = [r for r in rows if r["source"] == "ours"]
+    assert len(mine) == 1 and (mine[0]["PhC-U373"], mine[0]["DIC-HeLa"]) == (0.8, 0.6)
+    assert mine[0]["split"] == "train01 (test 02)"
+    hous = next(r for r in rows if r["name"].startswith("HOUS"))
+    assert hous["DIC-HeLa"] is None
+
+
+def test_formats_round_trip(tmp_path):
+    rows = table1_rows([OURS1])
+    parsed = list(csv.DictReader(io.StringIO(to_csv(rows, TABLE1_COLUMNS))))
+    assert float(parsed[-1]["warping_error"]) == 0.00123 and len(parsed) == len(rows)
+    md = to_markdown(rows, TABLE1_COLUMNS, {"warping_error": 7})
+    assert md.count("\n") == len(rows) + 2 and "0.0012300" in md
+    tex = to_latex(rows, TABLE1_COLUMNS, {}, "Table 1")
+    assert tex.count(r"\\") == len(rows) + 1 and r"\_" in tex and tex.count(r"\midrule") == 2
+    paths = write_table(table2_rows([]), TABLE2_COLUMNS, {}, "cap", tmp_path / "table2")
+    assert [p.name for p in paths] == ["table2.csv", "table2.md", "table2.tex"]
+    assert "0.9203" in paths[0].read_text()
