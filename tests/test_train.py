@@ -151,9 +151,9 @@ def test_save_atomic_keeps_old_file_on_failure(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("checkpoint_every", [1, 2])
-def test_resume_is_bit_identical(tmp_path, checkpoint_every):
-    cfg = {**TINY, "checkpoint_every": checkpoint_every}
+@pytest.mark.parametrize(("checkpoint_every", "optimizer"), [(1, "sgd"), (2, "sgd"), (2, "adam")])
+def test_resume_is_bit_identical(tmp_path, checkpoint_every, optimizer):
+    cfg = {**TINY, "checkpoint_every": checkpoint_every, "optimizer": optimizer}
     full = run(tmp_path / "full", cfg)
     log_full = read_log(tmp_path / "full" / "loss.csv")
 
