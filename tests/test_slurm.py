@@ -377,10 +377,10 @@ def test_workflow_through_slurm(local_slurm, tmp_path):
         for job in records:
             assert job["JobState"] == "COMPLETED", (rule, job)
             assert job["Partition"] == want["slurm_partition"], (rule, job)
-            assert slurm_minutes(job["TimeLimit"]) == want["runtime"], (rule, job)
-            if rule in GPU_RULES:
+            if rule in GPU_RULES:  # set-resources wins over the rule's own resources
                 assert job["Partition"] == "gpu", (rule, job)
                 assert job.get("TresPerJob") == "gres:gpu:fake:1", (rule, job)
+                assert slurm_minutes(job["TimeLimit"]) == want["runtime"], (rule, job)
             else:
                 assert job["Partition"] == "cpu", (rule, job)
                 assert "gpu" not in job.get("TresPerJob", ""), (rule, job)

@@ -66,7 +66,7 @@ __all__ = [
 DEFAULT_TRAIN: dict[str, Any] = {
     "iterations": 20000,  # one tile each
     "input_size": 572,  # paper's Fig. 1 tile (output 388)
-    "lr": 0.01,
+    "lr": 0.002,
     "momentum": 0.99,  # paper
     "optimizer": "sgd",  # paper; "adam" (beta1 = 0.9, beta2 = 0.999) learns faster on a CPU budget
     "weight_decay": 0.0,
