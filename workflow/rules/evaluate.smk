@@ -45,11 +45,16 @@ rule evaluate_ctc:
     params:
         threshold=config["evaluate"]["ctc_threshold"],
         min_size=config["evaluate"]["ctc_min_size"],
+        crosscheck=(
+            "--crosscheck"
+            if config["evaluate"]["ctc_crosscheck"]
+            else "--no-crosscheck"
+        ),
         name=config["name"],
     shell:
         "python {input.script} --prediction {input.prediction}"
         " --gt {input.root}/{wildcards.sequence}_GT --threshold {params.threshold}"
-        " --min-size {params.min_size} --dataset {wildcards.ctc_dataset}"
+        " --min-size {params.min_size} {params.crosscheck} --dataset {wildcards.ctc_dataset}"
         " --sequence {wildcards.sequence} --split {wildcards.split}"
         " --config-name {params.name} --out-res {output.res} --out-json {output.json} 2> {log}"
 
