@@ -64,7 +64,7 @@ def main() -> None:
                 h5 = fetch.download(
                     args.url, Path(tmp) / "isbi.h5", args.sha256, args.retries, args.timeout
                 )
-                fetch.isbi_h5_to_tiffs(h5, args.out_volume, args.out_labels)
+                log.info(fetch.isbi_h5_to_tiffs(h5, args.out_volume, args.out_labels))
             log.info("isbi2012: converted %s (sha256 verified, official) to TIFF stacks", args.url)
     else:
         name = args.name

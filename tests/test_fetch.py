@@ -154,3 +154,20 @@ def test_read_checksums_rejects_garbage(tmp_path):
 def test_shared_mirror_isbi_is_verified_against_its_listing(shared_data, tmp_path):
     line = fetch.copy_from_mirror(shared_data, "isbi2012/train-labels.tif", tmp_path / "l.tif")
     assert "mirror SHA256SUMS" in line
+
+
+def test_isbi_h5_conversion_keeps_the_cell_convention(tmp_path):
+    import h5py
+    import numpy as np
+    import tifffile
+
+    cells = np.zeros((2, 16, 16), np.uint8)
+    cells[:, 2:14, 2:14] = 255  # cells are the majority, as in ISBI
+    for name, lab in [("cells", cells), ("membranes", 255 - cells)]:
+        h5 = tmp_path / f"{name}.h5"
+        with h5py.File(h5, "w") as f:
+            f["raw"] = np.arange(512, dtype=np.uint8).reshape(2, 16, 16)
+            f["labels/membranes"] = lab
+        line = fetch.isbi_h5_to_tiffs(h5, tmp_path / f"{name}-v.tif", tmp_path / f"{name}-l.tif")
+        assert ("inverted" in line) == (name == "membranes")
+        assert np.array_equal(tifffile.imread(tmp_path / f"{name}-l.tif"), cells)

@@ -233,9 +233,15 @@ def unpack_zip(archive: str | os.PathLike, name: str, dest: str | os.PathLike) -
                 shutil.copyfileobj(src, out)
 
 
-def isbi_h5_to_tiffs(h5_path: str | os.PathLike, volume: Path, labels: Path) -> None:
-    """Convert torch-em's ``isbi.h5`` mirror (keys ``raw``, ``labels/membranes``) to the TIFFs."""
+def isbi_h5_to_tiffs(h5_path: str | os.PathLike, volume: Path, labels: Path) -> str:
+    """Convert torch-em's ``isbi.h5`` mirror (keys ``raw``, ``labels/membranes``) to the TIFFs.
+
+    The labels are written in the challenge's convention (255 = cell, 0 = membrane). Membranes
+    cover about a fifth of the ISBI pixels, so a label image whose non-zero part is the
+    minority marks membranes and is inverted. Returns a line for the log.
+    """
     import h5py
+    import numpy as np
 
     from .io import write_tiff
 
@@ -243,5 +249,11 @@ def isbi_h5_to_tiffs(h5_path: str | os.PathLike, volume: Path, labels: Path) -> 
         for key in ("raw", "labels/membranes"):
             if key not in f:
                 raise DataError(f"{h5_path}: lacks the dataset '{key}'")
-        write_tiff(volume, f["raw"][...], compression=None)
-        write_tiff(labels, f["labels/membranes"][...], compression=None)
+        raw, lab = f["raw"][...], f["labels/membranes"][...]
+    if raw.shape != lab.shape:
+        raise DataError(f"{h5_path}: raw {raw.shape} and labels {lab.shape} differ in shape")
+    inverted = (lab > 0).mean() < 0.5
+    lab = np.where((lab > 0) != inverted, 255, 0).astype(np.uint8)
+    write_tiff(volume, raw, compression=None)
+    write_tiff(labels, lab, compression=None)
+    return f"{h5_path}: labels/membranes {'inverted to' if inverted else 'kept as'} 255 = cell"
