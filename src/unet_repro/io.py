@@ -26,9 +26,11 @@ class DataError(ValueError):
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` on success.
 
-    On an exception the temporary file or folder is removed and ``path`` is untouched.
-    ``suffix`` is kept on the temporary name so writers that infer a format from the
-    extension (e.g. ``np.savez``) still work.
+    The caller writes a file (or creates a folder) at the temporary path. On success it
+    replaces ``path`` (an existing folder is moved aside first and removed afterwards, since
+    ``os.replace`` cannot overwrite a non-empty folder); on an exception the temporary file or
+    folder is removed and ``path`` is untouched. ``suffix`` is kept on the temporary name so
+    writers that infer a format from the extension (e.g. ``np.savez``) still work.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,13 +40,23 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
+        if path.is_dir() and not path.is_symlink():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
         else:
-            tmp.unlink(missing_ok=True)
+            os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
         raise
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def read_tiff(path: str | os.PathLike) -> np.ndarray:

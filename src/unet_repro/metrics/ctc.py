@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import tifffile
 from scipy import ndimage as ndi
+
+from ..io import atomic_path
 
 __all__ = [
     "evaluate_sequence_seg",
@@ -207,21 +207,10 @@ def write_ctc_result(folder: str | os.PathLike, masks: Sequence[np.ndarray]) -> 
         if m.size and m.max() > np.iinfo(np.uint16).max:
             raise ValueError(f"mask {t} has labels above 65535")
         checked.append(m.astype(np.uint16))
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
+    with atomic_path(folder) as tmp:
+        tmp.mkdir()
         for t, m in enumerate(checked):
             tifffile.imwrite(tmp / _mask_name(t, len(checked)), m)
-        old = None
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
-            os.replace(folder, old / folder.name)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 _SEG_RE = re.compile(r"^man_seg(\d+)\.tif$")
