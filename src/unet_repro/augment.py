@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from .config import merge_settings
+
 __all__ = [
     "DEFAULT_AUG",
     "NO_AUG",
@@ -79,14 +81,7 @@ def check_aug(aug: Mapping[str, Any] | None = None) -> dict[str, Any]:
     ValueError
         On an unknown key (catches typos) or a negative range.
     """
-    cfg = dict(DEFAULT_AUG)
-    if aug:
-        unknown = set(aug) - set(DEFAULT_AUG)
-        if unknown:
-            raise ValueError(
-                f"unknown augmentation setting(s) {sorted(unknown)}; valid: {sorted(DEFAULT_AUG)}"
-            )
-        cfg.update(aug)
+    cfg = merge_settings(DEFAULT_AUG, aug, "augmentation")
     for key in ("elastic_sigma", "rotation_deg", "gamma", "contrast", "brightness"):
         if cfg[key] < 0:
             raise ValueError(f"augmentation setting {key!r} must be >= 0, got {cfg[key]}")

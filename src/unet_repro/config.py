@@ -10,7 +10,9 @@ Snakemake's ``validate`` (which also fills in the schema's defaults).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -66,3 +68,16 @@ def _coerce(node: dict, schema: dict) -> None:
         node[key] = coerce_value(value, sub)
         if isinstance(node[key], dict):
             _coerce(node[key], sub)
+
+
+def merge_settings(defaults: Mapping[str, Any], given: Mapping[str, Any] | None, what: str) -> dict:
+    """``defaults`` updated with ``given``; an unknown key (a typo) raises ValueError."""
+    out = dict(defaults)
+    if given:
+        unknown = set(given) - set(defaults)
+        if unknown:
+            raise ValueError(
+                f"unknown {what} setting(s) {sorted(unknown)}; valid: {sorted(defaults)}"
+            )
+        out.update(given)
+    return out

@@ -44,6 +44,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .augment import check_aug, sample_tile
+from .config import merge_settings
 from .io import atomic_path
 from .model import UNet, output_size
 
@@ -91,14 +92,7 @@ RESUME_MAY_CHANGE = ("iterations", "checkpoint_every", "log_every", "workers", "
 
 def check_train_config(cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Merge ``cfg`` into :data:`DEFAULT_TRAIN` and validate it (ValueError on problems)."""
-    out = dict(DEFAULT_TRAIN)
-    if cfg:
-        unknown = set(cfg) - set(DEFAULT_TRAIN)
-        if unknown:
-            raise ValueError(
-                f"unknown training setting(s) {sorted(unknown)}; valid: {sorted(DEFAULT_TRAIN)}"
-            )
-        out.update(cfg)
+    out = merge_settings(DEFAULT_TRAIN, cfg, "training")
     out["augment"] = check_aug(out["augment"])
     if out["optimizer"] not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {out['optimizer']!r}; valid: {', '.join(OPTIMIZERS)}")
