@@ -11,8 +11,8 @@ from unet_repro.io import DataError
 
 def _isbi(tmp_path, labels):
     vol = np.zeros((2, 8, 8), np.uint8)
-    tifffile.imwrite(tmp_path / "v.tif", vol)
-    tifffile.imwrite(tmp_path / "l.tif", labels)
+    tifffile.imwrite(tmp_path / "v.tif", vol, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "l.tif", labels, photometric="minisblack")
     return tmp_path / "v.tif", tmp_path / "l.tif"
 
 
