@@ -3,6 +3,8 @@
 import csv
 import io
 
+import pytest
+
 from unet_repro.tables import (
     TABLE1_COLUMNS,
     TABLE2_COLUMNS,
@@ -77,3 +79,22 @@ def test_formats_round_trip(tmp_path):
     paths = write_table(table2_rows([]), TABLE2_COLUMNS, {}, "cap", tmp_path / "table2")
     assert [p.name for p in paths] == ["table2.csv", "table2.md", "table2.tex"]
     assert "0.9203" in paths[0].read_text()
+
+
+def test_mean_row_over_splits():
+    other = {**OURS1, "split": "fold0", "warping_error": 0.00077, "rand_error": 0.3}
+    rows = table1_rows([OURS1, other])
+    mean = rows[-1]
+    assert mean["split"] == "mean of 2 splits" and mean["config"] == "quick"
+    assert mean["warping_error"] == (0.00123 + 0.00077) / 2 and mean["rand_error"] == 0.2
+    assert len(table1_rows([OURS1])) == 7  # no mean row for a single split
+    ours = [
+        {"dataset": d, "split": s, "sequence": q, "config": "p", "seg": v, "threshold": 0.5}
+        for d, s, q, v in [
+            ("PhC-C2DH-U373", "train01", "02", 0.9),
+            ("PhC-C2DH-U373", "train02", "01", 0.8),
+            ("DIC-C2DH-HeLa", "train01", "02", 0.7),
+        ]
+    ]
+    mean = table2_rows(ours)[-1]
+    assert mean["PhC-U373"] == pytest.approx(0.85) and mean["DIC-HeLa"] == 0.7

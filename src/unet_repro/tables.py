@@ -70,7 +70,23 @@ def table1_rows(ours: Sequence[dict]) -> list[dict]:
                 "thresholds": f"w/R/p {ths}",
             }
         )
-    return rows
+    return rows + _mean_rows(rows, ("warping_error", "rand_error", "pixel_error"))
+
+
+def _mean_rows(rows: Sequence[dict], columns: Sequence[str]) -> list[dict]:
+    """One 'mean over splits' row per configuration that has more than one split."""
+    out = []
+    for config in dict.fromkeys(r["config"] for r in rows if r["source"] == "ours"):
+        mine = [r for r in rows if r["source"] == "ours" and r["config"] == config]
+        if len(mine) < 2:
+            continue
+        mean = {"name": "u-net (this reproduction, held-out, mean)", "source": "ours"}
+        mean.update(split=f"mean of {len(mine)} splits", config=config, thresholds="")
+        for c in columns:
+            values = [r[c] for r in mine if r[c] is not None]
+            mean[c] = sum(values) / len(values) if values else None
+        out.append(mean)
+    return out
 
 
 def table2_rows(ours: Sequence[dict]) -> list[dict]:
@@ -100,7 +116,8 @@ def table2_rows(ours: Sequence[dict]) -> list[dict]:
             },
         )
         row[column[s["dataset"]]] = s["seg"]
-    return rows + list(by_split.values())
+    rows += list(by_split.values())
+    return rows + _mean_rows(rows, ("PhC-U373", "DIC-HeLa"))
 
 
 def _fmt(value, digits: int) -> str:
