@@ -19,12 +19,15 @@ from unet_repro.train import normalize, plot_loss, train
 
 
 def load_samples(prepared, weights, targets, indices=None):
-    """(image, target, weights) training triples of one prepared sequence."""
+    """(image, target, weights) training triples of one prepared sequence.
+
+    ``indices``: an index list like ``"0-24"`` choosing the labelled images (all if None).
+    """
     data = read_npz(prepared)
     w, t = read_tiff(weights), read_tiff(targets)
     w, t = (w[None], t[None]) if w.ndim == 2 else (w, t)
     images = data["images"][data["frames"]] if "frames" in data else data["images"]
-    picks = range(len(images)) if indices is None else indices
+    picks = range(len(images)) if indices is None else parse_indices(indices, len(images))
     return [(normalize(images[i]), t[i], w[i]) for i in picks]
 
 
@@ -60,13 +63,12 @@ def main() -> None:
         raise SystemExit("--prepared, --weights and --targets need the same number of files")
     samples = []
     for prepared, weights, targets in zip(args.prepared, args.weights, args.targets, strict=True):
-        n = len(read_tiff(weights)) if args.indices else None
-        indices = parse_indices(args.indices, n) if args.indices else None
-        samples += load_samples(prepared, weights, targets, indices)
+        samples += load_samples(prepared, weights, targets, args.indices)
     model_cfg, train_cfg = json.loads(args.model_config), json.loads(args.train_config)
     model = UNet(in_channels=1, n_classes=2, **model_cfg)
     log.info("%d training images; model %s; training %s", len(samples), model_cfg, train_cfg)
-    log.info("resuming from %s", args.checkpoint) if args.checkpoint.exists() else None
+    if args.checkpoint.exists():
+        log.info("resuming from %s", args.checkpoint)
     train(
         model,
         samples,
