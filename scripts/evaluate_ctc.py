@@ -2,22 +2,23 @@
 """Segment a held-out CTC sequence from P(cell) and score it with the CTC SEG measure.
 
 Instances = connected components of ``P(cell) > threshold`` (4-connected; components below
-``--min-size`` pixels removed). Writes the CTC result folder ``<seq>_RES/maskNNN.tif``
-(uint16, every frame) and the SEG over all annotated frames, computed by our implementation
-and, when the package is installed, by the official ``py-ctcmetrics`` as a cross-check.
+``--min-size`` pixels removed, holes filled with ``--fill-holes``, labels grown by
+``--expand`` pixels; ``unet_repro.postprocess.segment``), with the settings given or read from
+``--postprocess`` (chosen on the training sequence by select_ctc.py). Writes the CTC result
+folder ``<seq>_RES/maskNNN.tif`` (uint16, every frame) and the SEG over all annotated frames,
+computed by our implementation and, when the package is installed, by the official
+``py-ctcmetrics`` as a cross-check.
 """
 
 import argparse
+import json
 from pathlib import Path
 
 from _common import run, setup_logging
 
 from unet_repro.io import DataError, read_tiff, write_json
-from unet_repro.metrics.ctc import (
-    evaluate_sequence_seg,
-    instances_from_probability,
-    write_ctc_result,
-)
+from unet_repro.metrics.ctc import evaluate_sequence_seg, write_ctc_result
+from unet_repro.postprocess import segment
 
 
 def official_seg(res: Path, gt: Path, log) -> float | None:
@@ -43,6 +44,13 @@ def main() -> None:
     parser.add_argument("--gt", type=Path, required=True, help="the sequence's <seq>_GT folder")
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--min-size", type=int, default=0)
+    parser.add_argument("--expand", type=int, default=0, help="grow labels by this many pixels")
+    parser.add_argument("--fill-holes", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument(
+        "--postprocess",
+        type=Path,
+        help="JSON of select_ctc.py: its settings replace the four above",
+    )
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--sequence", required=True)
     parser.add_argument("--split", required=True)
@@ -61,7 +69,21 @@ def main() -> None:
     probs = read_tiff(args.prediction)
     if probs.ndim != 3:
         raise DataError(f"{args.prediction}: expected a (T, H, W) stack, got {probs.shape}")
-    masks = [instances_from_probability(p, args.threshold, args.min_size) for p in probs]
+    settings = {
+        "threshold": args.threshold,
+        "min_size": args.min_size,
+        "expand": args.expand,
+        "fill_holes": args.fill_holes,
+    }
+    chosen = {}
+    if args.postprocess:
+        chosen = json.loads(args.postprocess.read_text())
+        missing = sorted(set(settings) - set(chosen))
+        if missing:
+            raise DataError(f"{args.postprocess}: lacks {', '.join(missing)}")
+        settings = {k: chosen[k] for k in settings}
+    log.info("post-processing %s", settings)
+    masks = [segment(p, **settings) for p in probs]
     write_ctc_result(args.out_res, masks)
     seg = evaluate_sequence_seg(args.out_res, args.gt)
     most = max(int(m.max()) for m in masks)
@@ -80,8 +102,10 @@ def main() -> None:
             "config": args.config_name,
             "seg": seg,
             "seg_py_ctcmetrics": official,
-            "threshold": args.threshold,
-            "min_size": args.min_size,
+            **settings,
+            "postprocess": "selected" if args.postprocess else "fixed",
+            "selected_on": chosen.get("selected_on"),
+            "seg_selection": chosen.get("seg"),
             "frames": len(masks),
         },
     )

@@ -3,6 +3,7 @@
 
 import argparse
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from unet_repro.datasets import parse_indices, read_ctc_sequence
 from unet_repro.figures import figure4, isbi_curves
 from unet_repro.io import read_npz, read_tiff
 from unet_repro.metrics.ctc import instances_from_probability
+from unet_repro.postprocess import segment
 from unet_repro.tables import PAPER_TABLE1
 from unet_repro.weights import isbi_instances
 
@@ -43,7 +45,12 @@ def overlay(args, log) -> None:
         index = parse_indices(args.indices, len(data["labels"]))[0]
         image, truth, p = data["images"][index], isbi_instances(data["labels"][index]), probs[0]
         name = f"slice {index}"
-    pred = instances_from_probability(p, args.threshold)
+    if args.scores:  # the post-processing the SEG was computed with
+        chosen = json.loads(args.scores.read_text())
+        keys = ("threshold", "min_size", "expand", "fill_holes")
+        pred = segment(p, **{k: chosen[k] for k in keys if k in chosen})
+    else:
+        pred = instances_from_probability(p, args.threshold)
     figure4(image.astype(np.float32), truth, pred, args.out, title=f"{args.title} ({name})")
     log.info("wrote %s", args.out)
 
@@ -62,6 +69,7 @@ def main() -> None:
     o.add_argument("--prepared", type=Path, help="ISBI prepared train.npz")
     o.add_argument("--indices", help="ISBI held-out slices")
     o.add_argument("--threshold", type=float, default=0.5)
+    o.add_argument("--scores", type=Path, help="CTC .seg.json: its post-processing settings")
     o.add_argument("--title", default="")
     o.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()

@@ -2,7 +2,8 @@
 """Predict P(cell) with overlap-tile inference, averaged over transformed inputs.
 
 Writes a float32 TIFF stack (one page per image; 1 = cell / non-membrane, 0 = background /
-membrane), which for the ISBI test volume is the challenge's submission format.
+membrane), zlib-compressed; with --uncompressed (the ISBI test volume), the challenge's
+submission format: an uncompressed 32-bit float stack.
 """
 
 import argparse
@@ -27,12 +28,22 @@ def main() -> None:
         "--prepared", type=Path, required=True, help="prepared .npz (all its images)"
     )
     parser.add_argument("--indices", help="only these images (ISBI held-out slices), e.g. 25-29")
+    parser.add_argument(
+        "--annotated",
+        action="store_true",
+        help="CTC: only the annotated frames (those with gold truth), in their order",
+    )
     parser.add_argument("--tile-size", type=int, required=True, help="network input tile size")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--transforms", nargs="*", default=["identity"], help="test-time averaging")
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--uncompressed",
+        action="store_true",
+        help="write uncompressed pages (the ISBI submission format) instead of zlib",
+    )
     args = parser.parse_args()
     log = setup_logging()
     import torch
@@ -41,7 +52,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(args.model, map_location=device)
-    images = read_npz(args.prepared)["images"]
+    data = read_npz(args.prepared)
+    images = data["images"]
+    if args.annotated:
+        if "frames" not in data:
+            raise SystemExit(f"--annotated: {args.prepared} has no annotated CTC frames")
+        images = images[data["frames"]]
     if args.indices:
         images = images[parse_indices(args.indices, len(images))]
     names = args.transforms[0] if len(args.transforms) == 1 else args.transforms  # a set name
@@ -64,7 +80,7 @@ def main() -> None:
         device,
         progress=lambda done, total: log.info("image %d/%d", done, total),
     )
-    write_tiff(args.out, probs.astype(np.float32))
+    write_tiff(args.out, probs.astype(np.float32), None if args.uncompressed else "zlib")
     log.info("wrote %s in %.1f s", args.out, time.perf_counter() - t0)
 
 

@@ -2,7 +2,8 @@
 """Bring a dataset into the internal form (a checked ``.npz``).
 
 ISBI: ``images`` (N,H,W) uint8 [+ ``labels`` (N,H,W) bool, True = cell].
-CTC sequence: ``images`` (T,H,W), ``instances`` (K,H,W) uint16, ``frames`` (K,).
+CTC sequence: ``images`` (T,H,W), ``instances`` (K,H,W) uint16, ``frames`` (K,); with
+``--partial`` also ``markers`` (GT/TRA) and ``silver`` (ST/SEG) of the K annotated frames.
 """
 
 import argparse
@@ -23,6 +24,18 @@ def main() -> None:
     parser.add_argument("--labels", type=Path, help="ISBI labels TIFF (omit for the test volume)")
     parser.add_argument("--root", type=Path, help="unpacked CTC dataset folder")
     parser.add_argument("--sequence", help="CTC sequence, e.g. 01")
+    parser.add_argument(
+        "--partial",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="CTC: also read GT/TRA markers and ST/SEG of the annotated frames",
+    )
+    parser.add_argument(
+        "--missing",
+        choices=["error", "fallback"],
+        default="error",
+        help="CTC: a missing TRA or ST folder stops (error) or is skipped with a warning",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     log = setup_logging()
@@ -38,8 +51,9 @@ def main() -> None:
             write_npz(args.out, images=images)
             log.info("%s: %s slices", args.volume, len(images))
     else:
-        seq = read_ctc_sequence(args.root, args.sequence)
-        write_npz(args.out, images=seq.images, instances=seq.instances, frames=seq.frames)
+        seq = read_ctc_sequence(args.root, args.sequence, args.partial, args.missing)
+        extra = {k: getattr(seq, k) for k in ("markers", "silver") if getattr(seq, k) is not None}
+        write_npz(args.out, images=seq.images, instances=seq.instances, frames=seq.frames, **extra)
         log.info(
             "%s/%s: %d frames %s, annotated frames %s",
             args.root,

@@ -203,10 +203,10 @@ def test_sample_tile_shapes(shape, aug):
 def test_no_augmentation_gives_aligned_centre_crop(shape):
     """Each pixel carries its own index: target and weights are the input tile's centre."""
     idx = np.arange(shape[0] * shape[1]).reshape(shape)
-    big = np.pad(idx, 100, mode="reflect")
+    big = np.pad(idx, 100, mode="reflect")  # starts >= -19, minus the 20 px margin: >= -39
 
     def starts(length):  # possible starts of the 20-pixel output window on an axis
-        return range(length - 19) if length >= 20 else [(length - 20) // 2]
+        return range(-19, length)  # "uniform" placement: every window touching the image
 
     rng = np.random.default_rng(5)
     seen = set()
@@ -222,7 +222,10 @@ def test_no_augmentation_gives_aligned_centre_crop(shape):
             for c in starts(shape[1])
             if np.array_equal(x, big[r + 80 : r + 140, c + 80 : c + 140])
         ]
-        assert len(hits) == 1
+        # one position, up to the mirror period 2 (L - 1) on an axis shorter than the tile
+        assert hits
+        assert all((a - hits[0][0]) % (2 * shape[0] - 2) == 0 for a, _ in hits)
+        assert all((b - hits[0][1]) % (2 * shape[1] - 2) == 0 for _, b in hits)
         seen.add(hits[0])
     assert len(seen) > 3  # the position is random (the shift)
 
@@ -246,7 +249,9 @@ def test_zero_deformation_matches_exact_crop():
 def test_augmented_tile_stays_aligned():
     img = smooth_image((120, 120), seed=9)
     lab = (img > 0).astype(np.uint8)
-    aug = {"rotation_deg": 30.0, **GEOMETRY_ONLY}
+    # inside the image: linear (weights) and cubic (image) interpolation differ more at the
+    # mirror seams of a window that leaves the image (a kink), not what is tested here
+    aug = {"rotation_deg": 30.0, **GEOMETRY_ONLY, "placement": "inside"}
     rng = np.random.default_rng(9)
     for _ in range(6):
         x, y, w = sample_tile(img, lab, img, rng, 92, 52, aug)
@@ -273,3 +278,70 @@ def test_sample_tile_rejects_bad_sizes():
         sample_tile(img, img.astype(np.uint8), None, np.random.default_rng(0), 61, 20)
     with pytest.raises(ValueError, match="shape"):
         sample_tile(img, img[:5].astype(np.uint8), None, np.random.default_rng(0), 60, 20)
+
+
+@pytest.mark.parametrize("length", [50, 20, 7])
+def test_uniform_placement_covers_every_pixel_equally(length):
+    """Every start is enumerated: each pixel lies in exactly `window` of them (uniform)."""
+    from unet_repro.augment import _random_start
+
+    window = 20
+    rng = np.random.default_rng(0)
+    draws = [_random_start(rng, length, window) for _ in range(4000)]
+    assert min(draws) == -(window - 1) and max(draws) == length - 1  # the whole range is used
+    counts = np.zeros(length)
+    for s in range(-(window - 1), length):
+        counts[max(s, 0) : min(s + window, length)] += 1
+    np.testing.assert_array_equal(counts, window)  # exactly uniform over the range
+    # and the draws are uniform over the range: empirical coverage is flat (borders included)
+    cover = np.zeros(length)
+    for s in draws:
+        cover[max(s, 0) : min(s + window, length)] += 1
+    cover /= len(draws)
+    expected = window / (length + window - 1)
+    assert np.abs(cover - expected).max() < 0.05
+    # the "inside" placement under-covers the borders (the reason for "uniform")
+    if length > window:
+        inside = np.zeros(length)
+        for _ in range(4000):
+            s = _random_start(rng, length, window, "inside")
+            inside[s : s + window] += 1
+        assert inside[0] < 0.5 * inside[length // 2]
+
+
+def test_sample_tile_coverage_counts():
+    """Training tiles of an index image: every image pixel is in the loss window equally often.
+
+    The window position of each tile is recovered from its content (the mirror-extended index
+    image); a pixel counts when the window covers it itself, not a mirror copy of it.
+    """
+    shape, out, n = (24, 37), 12, 3000
+
+    def reflect(start, length):  # indices of a window on the mirror-extended axis
+        return np.pad(np.arange(length), 3 * out, mode="reflect")[start + 3 * out :][:out]
+
+    idx = np.arange(shape[0] * shape[1]).reshape(shape)
+    counts = np.zeros(shape)
+    for i in range(n):
+        _, y, _ = sample_tile(
+            idx.astype(np.float32), idx, None, np.random.default_rng([1, i]), out + 8, out, NO_AUG
+        )
+        rows = [
+            r
+            for r in range(-out, shape[0])
+            if np.array_equal(y[:, 0] // shape[1], reflect(r, shape[0]))
+        ]
+        cols = [
+            c
+            for c in range(-out, shape[1])
+            if np.array_equal(y[0] % shape[1], reflect(c, shape[1]))
+        ]
+        assert len(rows) == 1 and len(cols) == 1
+        r, c = rows[0], cols[0]
+        counts[max(r, 0) : r + out, max(c, 0) : c + out] += 1
+    p = counts / n
+    expected = (out / (shape[0] + out - 1)) * (out / (shape[1] + out - 1))
+    assert abs(p.mean() - expected) < 0.01
+    # flat: corners and borders as often as the centre (binomial noise ~0.008 per pixel)
+    assert np.abs(p - expected).max() < 0.035
+    assert abs(p[0, 0] - p[shape[0] // 2, shape[1] // 2]) < 0.035

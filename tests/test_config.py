@@ -6,7 +6,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from unet_repro.config import coerce_config, coerce_value
+from unet_repro.config import check_splits, coerce_config, coerce_value, has_heldout
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -48,3 +48,41 @@ def test_wrong_value_names_the_key():
     cfg["weights"]["sigma"] = -1
     with pytest.raises(Exception, match="sigma"):
         validate(cfg, str(SCHEMA))
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "quick.yaml", "test.yaml", "smoke.yaml"])
+def test_shipped_splits_pass_the_checks(name):
+    path = REPO / "config" / name
+    if not path.exists():
+        pytest.skip(f"{name} not present")
+    splits = yaml.safe_load(path.read_text())["splits"]
+    check_splits(splits)
+    whole = [n for n, s in splits["isbi2012"].items() if not has_heldout(s)]
+    assert len(whole) <= 1 and all(has_heldout(s) for s in splits["DIC-C2DH-HeLa"].values())
+
+
+@pytest.mark.parametrize(
+    ("splits", "message"),
+    [
+        ({"isbi2012": {"bad": {"train": "0-5", "test": "5-7"}}}, r"isbi2012\.bad.*slices \[5\]"),
+        ({"isbi2012": {"bad": {"train": "", "test": "0-5"}}}, r"isbi2012\.bad trains on nothing"),
+        ({"isbi2012": {"bad": {"train": "0-x", "test": ""}}}, r"isbi2012\.bad\.train: cannot"),
+        (
+            {"PhC-C2DH-U373": {"bad": {"train": ["01", "02"], "test": ["02"]}}},
+            r"PhC-C2DH-U373\.bad.*sequences \['02'\]",
+        ),
+        ({"DIC-C2DH-HeLa": {"bad": {"train": ["01"], "test": ["03"]}}}, r"HeLa\.bad\.test is"),
+        ({"DIC-C2DH-HeLa": {"bad": {"train": "01", "test": ["02"]}}}, r"HeLa\.bad\.train is"),
+        ({"DIC-C2DH-HeLa": {"bad": {"train": ["01"], "test": []}}}, r"HeLa\.bad holds out no"),
+    ],
+)
+def test_bad_split_stops_naming_dataset_and_split(splits, message):
+    with pytest.raises(ValueError, match=message):
+        check_splits(splits)
+
+
+def test_whole_data_split_has_no_heldout_data():
+    check_splits({"isbi2012": {"all": {"train": "0-29", "test": ""}, "f": {"train": 0, "test": 1}}})
+    assert not has_heldout({"train": "0-29", "test": ""})
+    assert not has_heldout({"train": "0-29", "test": []})
+    assert has_heldout({"train": "0-23", "test": "24-29"})

@@ -104,3 +104,25 @@ def test_real_isbi_and_ctc(shared_data):
     seq = read_ctc_sequence(shared_data / "ctc/PhC-C2DH-U373", "01")
     assert seq.images.shape == (115, 520, 696)
     assert seq.frames.tolist()[:3] == [1, 5, 6] and len(seq.frames) == 15
+
+
+def test_partial_annotations_are_read_and_missing_folders_named(tmp_path):
+    import shutil
+
+    synthetic.write_ctc(tmp_path / "X", np.random.default_rng(2), n_frames=5, annotated=(1, 3))
+    seq = read_ctc_sequence(tmp_path / "X", "01", partial=True)
+    assert seq.markers.shape == seq.silver.shape == seq.instances.shape
+    # frame 3 is partially annotated: one tracked cell has no gold object
+    n_gold = [len(np.unique(i)) - 1 for i in seq.instances]
+    n_tracked = [len(np.unique(m)) - 1 for m in seq.markers]
+    assert n_gold[0] == n_tracked[0] and n_gold[1] == n_tracked[1] - 1
+    assert read_ctc_sequence(tmp_path / "X", "01").markers is None  # not asked for
+    shutil.rmtree(tmp_path / "X" / "01_ST")
+    with pytest.raises(DataError, match="01_ST/SEG: folder not found.*missing_annotations"):
+        read_ctc_sequence(tmp_path / "X", "01", partial=True)
+    seq = read_ctc_sequence(tmp_path / "X", "01", partial=True, missing="fallback")
+    assert seq.silver is None and seq.markers is not None
+    shutil.rmtree(tmp_path / "X" / "01_GT" / "TRA")
+    with pytest.raises(DataError, match="01_GT/TRA: folder not found"):
+        read_ctc_sequence(tmp_path / "X", "01", partial=True)
+    assert read_ctc_sequence(tmp_path / "X", "01", True, "fallback").markers is None

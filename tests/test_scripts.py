@@ -28,3 +28,29 @@ def test_prepare_reports_the_bad_file(tmp_path):
     assert proc.returncode == 1
     assert "error:" in proc.stderr and "l.tif: ISBI labels must be binary" in proc.stderr
     assert not (tmp_path / "o.npz").exists()
+
+
+@pytest.mark.parametrize("uncompressed", [False, True])
+def test_predict_writes_float32_pages(tmp_path, uncompressed):
+    """--uncompressed (the ISBI submission) writes plain float32 pages; else zlib."""
+    import torch
+
+    from unet_repro.model import UNet
+
+    config = {"base_channels": 2, "depth": 2, "dropout": 0.0}
+    torch.save(
+        {"model_config": config, "state_dict": UNet(**config).state_dict()}, tmp_path / "m.pt"
+    )
+    images = np.random.default_rng(0).integers(0, 255, (3, 40, 40), dtype=np.uint8)
+    np.savez(tmp_path / "p.npz", images=images)
+    cmd = [sys.executable, REPO / "scripts" / "predict.py", "--model", tmp_path / "m.pt"]
+    cmd += ["--prepared", tmp_path / "p.npz", "--tile-size", "92", "--device", "cpu"]
+    cmd += ["--out", tmp_path / "o.tif"] + (["--uncompressed"] if uncompressed else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    with tifffile.TiffFile(tmp_path / "o.tif") as tif:
+        assert len(tif.pages) == 3
+        expected = tifffile.COMPRESSION.NONE if uncompressed else tifffile.COMPRESSION.ADOBE_DEFLATE
+        assert {p.compression for p in tif.pages} == {expected}
+        probs = tif.asarray()
+    assert probs.dtype == np.float32 and probs.shape == (3, 40, 40)

@@ -8,6 +8,7 @@ import pytest
 from unet_repro.tables import (
     TABLE1_COLUMNS,
     TABLE2_COLUMNS,
+    postprocessing,
     table1_rows,
     table2_rows,
     to_csv,
@@ -98,3 +99,60 @@ def test_mean_row_over_splits():
     ]
     mean = table2_rows(ours)[-1]
     assert mean["PhC-U373"] == pytest.approx(0.85) and mean["DIC-HeLa"] == 0.7
+
+
+def _seg(dataset, split, sequence, seg, **post):
+    return {
+        "dataset": dataset,
+        "split": split,
+        "sequence": sequence,
+        "config": "p",
+        "seg": seg,
+        "threshold": 0.5,
+        **post,
+    }
+
+
+def test_table2_keeps_every_test_sequence_of_a_split():
+    ours = [
+        _seg("PhC-C2DH-U373", "both", "01", 0.9),
+        _seg("PhC-C2DH-U373", "both", "02", 0.8),
+        _seg("DIC-C2DH-HeLa", "both", "02", 0.7),
+    ]
+    mine = [r for r in table2_rows(ours) if r["source"] == "ours"]
+    by_split = {r["split"]: (r["PhC-U373"], r["DIC-HeLa"]) for r in mine}
+    assert by_split["both (test 01)"] == (0.9, None)
+    assert by_split["both (test 02)"] == (0.8, 0.7)
+    # the same dataset twice under one key would lose a value
+    with pytest.raises(ValueError, match="two scores for PhC-C2DH-U373 split both"):
+        table2_rows([*ours, _seg("PhC-C2DH-U373", "both", "01", 0.1)])
+
+
+def test_table2_mean_counts_per_column():
+    ours = [
+        _seg("PhC-C2DH-U373", "train01", "02", 0.9),
+        _seg("PhC-C2DH-U373", "train02", "01", 0.8),
+        _seg("DIC-C2DH-HeLa", "train01", "02", 0.7),
+    ]
+    mean = table2_rows(ours)[-1]
+    assert mean["split"] == "mean of held-out sequences (PhC-U373: 2, DIC-HeLa: 1)"
+    assert mean["PhC-U373"] == pytest.approx(0.85) and mean["DIC-HeLa"] == 0.7
+    both = [*ours, _seg("DIC-C2DH-HeLa", "train02", "01", 0.5)]
+    assert table2_rows(both)[-1]["split"] == "mean of 2 held-out sequences"
+    only_u373 = table2_rows(ours[:2])[-1]
+    assert only_u373["DIC-HeLa"] is None and "DIC-HeLa: 0" in only_u373["split"]
+
+
+def test_table2_postprocessing_column():
+    full = {"threshold": 0.62, "min_size": 30, "expand": 1, "fill_holes": True}
+    assert postprocessing(full) == "p > 0.62, min 30 px, +1 px, holes filled"
+    assert postprocessing({"threshold": 0.5, "min_size": 0}) == "p > 0.5"  # older json
+    same = [
+        _seg("PhC-C2DH-U373", "train01", "02", 0.9, min_size=30),
+        _seg("DIC-C2DH-HeLa", "train01", "02", 0.7, min_size=30),
+    ]
+    assert table2_rows(same)[-1]["thresholds"] == "p > 0.5, min 30 px"
+    differ = [same[0], _seg("DIC-C2DH-HeLa", "train01", "02", 0.7, expand=2, fill_holes=True)]
+    assert table2_rows(differ)[-1]["thresholds"] == (
+        "PhC-U373: p > 0.5, min 30 px; DIC-HeLa: p > 0.5, +2 px, holes filled"
+    )

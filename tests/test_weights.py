@@ -12,6 +12,7 @@ from unet_repro.weights import (
     separation_borders,
     training_target,
     truncation_radius,
+    unannotated_region,
     weight_map,
     weight_map_bruteforce,
     weight_map_stack,
@@ -308,3 +309,76 @@ def test_ctc_hela_frame_matches_bruteforce(shared_data):
     inst = tifffile.imread(seg[0])
     assert separation_borders(inst).any()  # HeLa GT has touching cells
     np.testing.assert_allclose(weight_map(inst), weight_map_bruteforce(inst), rtol=0, atol=1e-5)
+
+
+# --- partially annotated frames (ignore regions) ---------------------------------------------
+
+
+def partial_frame(seed=0):
+    """Touching cells, complete silver truth and markers; the gold truth lacks two cells."""
+    silver = voronoi_instances(seed, shape=(60, 80), n_cells=14, bg_radius=10.0, n_holes=0)
+    markers = np.where(ndi.binary_erosion(silver > 0, iterations=2), silver, 0)
+    ids = [i for i in np.unique(silver) if i > 0 and np.any(markers == i)]
+    left_out = ids[:2]
+    gold = np.where(np.isin(silver, left_out), 0, silver)
+    return gold, markers, silver, left_out
+
+
+def test_unannotated_region_covers_left_out_cells_only():
+    gold, markers, silver, left_out = partial_frame()
+    region = unannotated_region(gold, markers, silver, margin=0)
+    # exactly the silver objects of the left-out cells (the markers lie inside them)
+    np.testing.assert_array_equal(region, np.isin(silver, left_out))
+    grown = unannotated_region(gold, markers, silver, margin=2)
+    assert grown.sum() > region.sum() and not (grown & (gold > 0)).any()
+    # complete gold truth: nothing is ignored
+    assert not unannotated_region(silver, markers, silver).any()
+
+
+def test_unannotated_region_fallback_without_silver_truth():
+    gold, markers, _, left_out = partial_frame(1)
+    region = unannotated_region(gold, markers, None, margin=0, fallback_radius=3)
+    for i in left_out:  # the marker grown by 3 px, minus the gold cells
+        m = markers == i
+        want = (ndi.distance_transform_edt(~m) <= 3) & (gold == 0)
+        assert (region[want]).all()
+    assert not (region & (gold > 0)).any()
+    # default radius: the median gold cell's equivalent radius (larger than 3 px here)
+    assert unannotated_region(gold, markers, None, margin=0).sum() > region.sum()
+
+
+@pytest.mark.parametrize("balance", ["inverse_frequency", "none"])
+def test_ignored_pixels_weigh_zero_and_wc_counts_annotated_pixels(balance):
+    gold, markers, silver, _ = partial_frame(2)
+    ignore = unannotated_region(gold, markers, silver)
+    fast = weight_map(gold, class_balance=balance, ignore=ignore)
+    np.testing.assert_allclose(
+        fast, weight_map_bruteforce(gold, class_balance=balance, ignore=ignore), atol=1e-5
+    )
+    assert (fast[ignore] == 0).all() and (fast[~ignore] > 0).all()
+    if balance == "inverse_frequency":  # w_c: each class has the total N' / 2 over annotated px
+        target = training_target(gold)
+        wc = weight_map(gold, w0=0, ignore=ignore)
+        n_annotated = (~ignore).sum()
+        for c in (0, 1):
+            sel = (target == c) & ~ignore
+            assert wc[sel].sum() == pytest.approx(n_annotated / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="overlaps annotated"):
+        weight_map(gold, ignore=gold > 0)
+
+
+def test_hela_01_t067_ignores_every_unannotated_cell(shared_data):
+    """HeLa 01 frame 067: 3 gold objects for 18 tracked cells."""
+    from unet_repro.datasets import read_ctc_sequence
+
+    seq = read_ctc_sequence(shared_data / "ctc" / "DIC-C2DH-HeLa", "01", partial=True)
+    k = int(np.flatnonzero(seq.frames == 67)[0])
+    gold, markers, silver = seq.instances[k], seq.markers[k], seq.silver[k]
+    assert len(np.unique(gold)) - 1 == 3 and len(np.unique(markers)) - 1 == 18
+    w = weight_map(gold, ignore=unannotated_region(gold, markers, silver))
+    unannotated = [m for m in np.unique(markers)[1:] if not (gold[markers == m] > 0).any()]
+    assert len(unannotated) == 15
+    for m in unannotated:  # zero weight under every marker without a gold object
+        assert (w[markers == m] == 0).all(), m
+    assert (w[gold > 0] > 0).all()  # and nowhere on annotated cells
+    assert 0.4 < (w == 0).mean() < 0.7  # the silver truth covers about 61 % of the frame

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+import yaml
 
 from unet_repro.synthetic import make_mirror
 
@@ -54,6 +55,27 @@ def test_wrong_config_value_stops_naming_the_key(tmp_path):
     assert "allow_unverified" in proc.stdout + proc.stderr
 
 
+def test_overlapping_split_stops_naming_it(tmp_path):
+    cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    cfg["splits"]["PhC-C2DH-U373"]["leak"] = {"train": ["01", "02"], "test": ["02"]}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "bad.yaml"), check=False)
+    assert proc.returncode != 0
+    assert "splits.PhC-C2DH-U373.leak: train and test share sequences" in proc.stdout + proc.stderr
+
+
+def test_only_the_whole_data_model_submits(tmp_path, mirror):
+    cfg = ["--configfile", str(REPO / "config" / "test.yaml"), "--config", f"mirror={mirror}"]
+    out = snakemake(tmp_path, "-n", "-p", *cfg).stdout
+    assert "results/submission/isbi2012/all/test-volume.tif" in out
+    assert "results/models/isbi2012/all/model.pt" in out and out.count("--uncompressed") == 1
+    assert "submission/isbi2012/hold4-5" not in out
+    assert "scores/isbi2012/all" not in out and "fig4_isbi2012_all" not in out
+    # no test volume wanted (no mirror): no whole-data model either
+    out = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "test.yaml")).stdout
+    assert "models/isbi2012/all" not in out and "models/isbi2012/hold4-5" in out
+
+
 def test_weight_maps_run_on_synthetic_mirror(tmp_path, mirror):
     cfg = ["--configfile", str(REPO / "config" / "test.yaml"), "--config", f"mirror={mirror}"]
     snakemake(tmp_path, "weight_maps", *cfg)
@@ -62,8 +84,18 @@ def test_weight_maps_run_on_synthetic_mirror(tmp_path, mirror):
         w = tifffile.imread(res / "weights" / f"{name}.weights.tif")
         t = tifffile.imread(res / "weights" / f"{name}.target.tif")
         assert w.shape == t.shape and w.dtype == np.float32 and t.dtype == np.uint8
-        assert np.isfinite(w).all() and w.min() > 0 and set(np.unique(t)) <= {0, 1}
+        assert np.isfinite(w).all() and set(np.unique(t)) <= {0, 1}
+        if name.startswith("isbi"):
+            assert w.min() > 0
+        else:  # the synthetic CTC frames: the first complete, the second lacks one cell
+            prepared = np.load(res / "prepared" / f"{name}.npz")
+            seg, markers = prepared["instances"], prepared["markers"]
+            assert w[0].min() > 0
+            missing = (markers[1] > 0) & (seg[1] == 0)
+            assert missing.any() and (w[1][missing] == 0).all()  # ignored
+            assert (w[1][seg[1] > 0] > 0).all()  # never on annotated cells
     assert (res / "figures" / "fig3_isbi2012.png").stat().st_size > 10_000
+    assert (res / "figures" / "fig3_DIC-C2DH-HeLa_01_t004.png").stat().st_size > 10_000
     log = (tmp_path / "logs" / "fetch" / "PhC-C2DH-U373.log").read_text()
     assert "verified against the mirror SHA256SUMS" in log
     # a second invocation has nothing to do
@@ -113,10 +145,16 @@ def test_whole_chain_on_synthetic_mirror(tmp_path, mirror):
     frames = sorted((mirror / "ctc" / "PhC-C2DH-U373" / "02").glob("t*.tif"))
     assert [m.name[4:] for m in masks] == [f.name[1:] for f in frames]
     assert tifffile.imread(masks[0]).dtype == np.uint16
-    # ISBI submission: float32 P(non-membrane) in [0, 1] for every test slice
-    sub = tifffile.imread(res / "submission" / "isbi2012" / "hold4-5" / "test-volume.tif")
+    # ISBI submission, from the whole-data model only: uncompressed float32 P(non-membrane)
+    # in [0, 1], one page per test slice
+    assert not (res / "submission" / "isbi2012" / "hold4-5").exists()
+    with tifffile.TiffFile(res / "submission" / "isbi2012" / "all" / "test-volume.tif") as tif:
+        assert len(tif.pages) == 6
+        assert {p.compression for p in tif.pages} == {tifffile.COMPRESSION.NONE}
+        sub = tif.asarray()
     assert sub.dtype == np.float32 and sub.shape == (6, 96, 96)
     assert 0 <= sub.min() and sub.max() <= 1
+    assert not (res / "scores" / "isbi2012" / "all").exists()  # never scored
     # SEG agrees with the official package on the real pipeline output
     import json
 
@@ -128,3 +166,28 @@ def test_whole_chain_on_synthetic_mirror(tmp_path, mirror):
     snakemake(tmp_path, *cfg, "--report", str(tmp_path / "report.html"))
     html = (tmp_path / "report.html").read_text(errors="ignore")
     assert "table1" in html and "fig3_isbi2012" in html
+
+
+def test_instance_selection_never_reads_the_heldout_sequence(tmp_path, mirror):
+    """select_ctc gets the training sequence's files only; evaluate_ctc uses its choice."""
+    cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    cfg["splits"]["DIC-C2DH-HeLa"] = {"train02": {"train": ["02"], "test": ["01"]}}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    out = snakemake(
+        tmp_path,
+        "-n",
+        "-p",
+        "--configfile",
+        str(tmp_path / "cfg.yaml"),
+        "--config",
+        f"mirror={mirror}",
+    )
+    out = out.stdout + out.stderr
+    commands = [x for x in out.splitlines() if "Shell command:" in x and "select_ctc" in x]
+    assert len(commands) == 2  # U373 train01, HeLa train02
+    for line, train, test in zip(sorted(commands), ["02", "01"], ["01", "02"], strict=True):
+        assert f"annotated-{train}.tif" in line and f"/{train}.npz" in line
+        assert f"annotated-{test}" not in line and f"/{test}.npz" not in line
+        assert f"{test}_GT" not in line and f"/{test}.tif" not in line
+    evaluate = [x for x in out.splitlines() if "Shell command:" in x and "evaluate_ctc" in x]
+    assert evaluate and all("postprocess.json" in line for line in evaluate)

@@ -64,10 +64,13 @@ DEFAULT_AUG: dict[str, Any] = {
     "rot90": True,  # random multiple of 90 degrees (exact, no interpolation)
     "flip": True,  # random left-right flip (with rot90: all 8 symmetries of the square)
     "rotation_deg": 0.0,  # extra rotation by an angle ~ U(-r, r) degrees (0: off)
+    "placement": "uniform",  # output window: "uniform" (every pixel equally often) | "inside"
     "gamma": 0.0,  # grey values: gamma = exp(U(-g, g)) on the tile's [min, max] range (0: off)
     "contrast": 0.1,  # grey values: x * U(1 - c, 1 + c)
     "brightness": 0.1,  # grey values: + U(-b, b), in units of the normalised image
 }
+
+PLACEMENTS = ("uniform", "inside")
 
 #: Settings that switch every augmentation off except the random tile position.
 NO_AUG: dict[str, Any] = {**DEFAULT_AUG, "enabled": False}
@@ -87,6 +90,8 @@ def check_aug(aug: Mapping[str, Any] | None = None) -> dict[str, Any]:
             raise ValueError(f"augmentation setting {key!r} must be >= 0, got {cfg[key]}")
     if cfg["contrast"] >= 1:
         raise ValueError(f"contrast must be < 1 (factor 1 +- c), got {cfg['contrast']}")
+    if cfg["placement"] not in PLACEMENTS:
+        raise ValueError(f"placement must be one of {PLACEMENTS}, got {cfg['placement']!r}")
     if int(cfg["elastic_points"]) < 1:
         raise ValueError(f"elastic_points must be >= 1, got {cfg['elastic_points']}")
     return cfg
@@ -250,8 +255,21 @@ def mirror_crop(array: np.ndarray, top: int, left: int, size: int) -> np.ndarray
     return padded[t : t + size, l_ : l_ + size]
 
 
-def _random_start(rng: np.random.Generator, length: int, window: int) -> int:
-    """Start of a window on an axis: uniform when it fits, else centred."""
+def _random_start(
+    rng: np.random.Generator, length: int, window: int, placement: str = "uniform"
+) -> int:
+    """Random start of the output window on an axis of ``length`` pixels.
+
+    ``"uniform"``: uniform over ``-(window - 1) .. length - 1``, every start whose window holds
+    at least one pixel of the axis; each pixel is then covered by exactly ``window`` of the
+    ``length + window - 1`` starts, so every pixel is equally likely to be in the window
+    (probability ``window / (length + window - 1)``) and image borders are trained as often
+    as the centre (the rest of the window is mirror-extended data). ``"inside"``: uniform over
+    the starts whose window lies inside the axis (centred when it does not fit); pixels within
+    ``window`` of the border are then covered less often.
+    """
+    if placement == "uniform":
+        return int(rng.integers(-(window - 1), length))
     if length >= window:
         return int(rng.integers(0, length - window + 1))
     return (length - window) // 2
@@ -268,8 +286,11 @@ def sample_tile(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One random, augmented training tile (section 3 and 3.1).
 
-    The output window (``output_size`` square, where the loss is evaluated) is placed uniformly at
-    random inside the image (the *shift*; centred on an axis shorter than the window); the input
+    The output window (``output_size`` square, where the loss is evaluated) is placed at random
+    (the *shift*): with ``aug["placement"] == "uniform"`` (default) so that every pixel of the
+    image is equally likely to lie in it, the window then extending into the mirror-extended
+    image near the borders; with ``"inside"`` uniformly among the positions inside the image
+    (centred on an axis shorter than the window; see :func:`_random_start`). The input
     tile is the ``input_size`` square with the same centre, so it carries
     ``(input_size - output_size) / 2`` pixels of context on each side, mirror-extended beyond
     the image border. Then, with ``aug["enabled"]``:
@@ -319,8 +340,8 @@ def sample_tile(
             f"input_size - output_size must be even and >= 0, got {input_size} - {output_size}"
         )
     m = m2 // 2
-    top = _random_start(rng, image.shape[0], output_size) - m  # of the input tile
-    left = _random_start(rng, image.shape[1], output_size) - m
+    top = _random_start(rng, image.shape[0], output_size, cfg["placement"]) - m  # input tile
+    left = _random_start(rng, image.shape[1], output_size, cfg["placement"]) - m
     on = cfg["enabled"]
     elastic = on and cfg["elastic"] and cfg["elastic_sigma"] > 0
     angle = 0.0

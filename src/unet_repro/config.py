@@ -1,4 +1,5 @@
-"""Configuration helpers: coercion of command-line values before JSON-schema validation.
+"""Configuration helpers: coercion of command-line values before JSON-schema validation,
+and the checks of the split definitions the schema cannot express (:func:`check_splits`).
 
 ``snakemake --config key=value`` hands values over as strings when they do not parse as
 YAML scalars of the right type (and ``null``/numbers come in inconsistently across
@@ -10,7 +11,7 @@ Snakemake's ``validate`` (which also fills in the schema's defaults).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,67 @@ def merge_settings(defaults: Mapping[str, Any], given: Mapping[str, Any] | None,
             )
         out.update(given)
     return out
+
+
+def _is_empty(spec) -> bool:
+    return spec is None or spec == [] or (isinstance(spec, str) and not spec.strip())
+
+
+def has_heldout(split: Mapping[str, Any]) -> bool:
+    """Whether a split holds data out (an ISBI split with an empty ``test`` holds none)."""
+    return not _is_empty(split.get("test"))
+
+
+def _split_items(dataset: str, name: str, key: str, spec, isbi: str, sequences) -> list:
+    where = f"config: splits.{dataset}.{name}.{key}"
+    if _is_empty(spec):
+        return []
+    if dataset == isbi:
+        from .datasets import parse_indices
+
+        try:
+            return parse_indices(spec)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+    if not isinstance(spec, list) or any(s not in sequences for s in spec):
+        raise ValueError(
+            f"{where} is {spec!r}: expected a list of sequences among {list(sequences)}"
+            ' (quoted, e.g. ["01"])'
+        )
+    if len(set(spec)) != len(spec):
+        raise ValueError(f"{where} repeats a sequence: {spec!r}")
+    return list(spec)
+
+
+def check_splits(
+    splits: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    isbi: str = "isbi2012",
+    ctc: Sequence[str] = ("PhC-C2DH-U373", "DIC-C2DH-HeLa"),
+    sequences: Sequence[str] = ("01", "02"),
+) -> None:
+    """Stop with a ValueError naming dataset and split for an unusable split definition.
+
+    A split must train on something, and its training and test sets must not overlap (ISBI
+    slice indices; CTC sequences, which must be among ``sequences``). An ISBI split may have
+    an empty ``test`` (a whole-data model, used only for the challenge submission); a CTC
+    split must hold out a sequence. Datasets other than ``isbi`` and ``ctc`` are not checked.
+    """
+    for dataset, named in splits.items():
+        if dataset != isbi and dataset not in ctc:
+            continue
+        for name, split in named.items():
+            train = _split_items(dataset, name, "train", split["train"], isbi, sequences)
+            test = _split_items(dataset, name, "test", split["test"], isbi, sequences)
+            if not train:
+                raise ValueError(f"config: splits.{dataset}.{name} trains on nothing")
+            if not test and dataset != isbi:
+                raise ValueError(
+                    f"config: splits.{dataset}.{name} holds out no sequence (only ISBI splits"
+                    " may have an empty test: the whole-data model of the submission)"
+                )
+            shared = sorted(set(train) & set(test))
+            if shared:
+                what = "slices" if dataset == isbi else "sequences"
+                raise ValueError(
+                    f"config: splits.{dataset}.{name}: train and test share {what} {shared}"
+                )

@@ -7,11 +7,16 @@ ISBI 2012
 Cell Tracking Challenge (one sequence, e.g. ``01``)
     ``images`` (T, H, W) of all frames, ``instances`` (K, H, W) uint16 instance labels of the
     K annotated frames (``<seq>_GT/SEG/man_segNNN.tif``) and ``frames`` (K,) their frame
-    indices NNN.
+    indices NNN. With ``partial=True`` also ``markers`` (K, H, W) uint16, the tracking markers
+    of the same frames (``<seq>_GT/TRA/man_trackNNN.tif``: every cell of every frame), and
+    ``silver`` (K, H, W) uint16, the silver-truth segmentation (``<seq>_ST/SEG/man_segNNN.tif``;
+    all zeros for a frame it lacks). They tell which cells the gold truth left out (the paper's
+    "partially annotated" images, see :func:`unet_repro.weights.unannotated_region`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,13 +72,26 @@ class CTCSequence:
     images: np.ndarray  # (T, H, W)
     instances: np.ndarray  # (K, H, W) uint16
     frames: np.ndarray  # (K,) int64 frame indices of the annotated frames
+    markers: np.ndarray | None = None  # (K, H, W) uint16 GT/TRA markers of those frames
+    silver: np.ndarray | None = None  # (K, H, W) uint16 ST/SEG of those frames (0 = none)
 
 
-def read_ctc_sequence(root: str | Path, sequence: str) -> CTCSequence:
+MISSING = ("error", "fallback")
+
+
+def read_ctc_sequence(
+    root: str | Path, sequence: str, partial: bool = False, missing: str = "error"
+) -> CTCSequence:
     """Read frames and gold-truth segmentation of one sequence of a CTC dataset folder.
 
-    ``root`` is the unpacked dataset folder (holding ``01/``, ``01_GT/SEG/`` ...).
+    ``root`` is the unpacked dataset folder (holding ``01/``, ``01_GT/SEG/`` ...). With
+    ``partial=True`` the tracking markers (``01_GT/TRA``) and the silver truth (``01_ST/SEG``)
+    of the annotated frames are read as well; a missing folder raises :class:`DataError`
+    naming it, unless ``missing="fallback"`` (then ``markers`` or ``silver`` stays None, with
+    a warning).
     """
+    if missing not in MISSING:
+        raise ValueError(f"missing must be one of {MISSING}, got {missing!r}")
     root = Path(root)
     frame_dir, seg_dir = root / sequence, root / f"{sequence}_GT" / "SEG"
     if not frame_dir.is_dir():
@@ -105,7 +123,45 @@ def read_ctc_sequence(root: str | Path, sequence: str) -> CTCSequence:
             )
         frames.append(index)
         instances.append(label.astype(np.uint16))
-    return CTCSequence(images, np.stack(instances), np.asarray(frames, dtype=np.int64))
+    seq = CTCSequence(images, np.stack(instances), np.asarray(frames, dtype=np.int64))
+    if partial:
+        seq.markers = _read_annotated(
+            root / f"{sequence}_GT" / "TRA", "man_track{:03d}.tif", frames, images, missing, True
+        )
+        seq.silver = _read_annotated(
+            root / f"{sequence}_ST" / "SEG", "man_seg{:03d}.tif", frames, images, missing, False
+        )
+    return seq
+
+
+def _read_annotated(folder, pattern, frames, images, missing, every_frame):
+    """uint16 label images of ``frames`` from ``folder`` (None if the folder is missing)."""
+    what = "tracking markers (GT/TRA)" if every_frame else "silver truth (ST/SEG)"
+    if not folder.is_dir():
+        msg = (
+            f"{folder}: folder not found; the {what} mark the cells the gold segmentation "
+            "left out (ignored in training). Set weights.missing_annotations: fallback to "
+            "train without them"
+        )
+        if missing == "error":
+            raise DataError(msg)
+        logging.getLogger(__name__).warning("%s (falling back)", msg.split(". Set")[0])
+        return None
+    out = []
+    for index in frames:
+        path = folder / pattern.format(index)
+        if not path.is_file():
+            if every_frame:
+                raise DataError(f"{path}: not found (every frame has tracking markers)")
+            out.append(np.zeros(images.shape[1:], dtype=np.uint16))
+            continue
+        label = _read_2d(path)
+        if label.shape != images.shape[1:]:
+            raise DataError(
+                f"{path}: shape {label.shape} does not match frame shape {images.shape[1:]}"
+            )
+        out.append(label.astype(np.uint16))
+    return np.stack(out)
 
 
 def _read_2d(path: Path) -> np.ndarray:

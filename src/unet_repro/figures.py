@@ -32,6 +32,7 @@ def figure3(image, truth, target, weights, out, title: str = "") -> None:
     truth = np.asarray(truth)
     instances = cc_label(truth > 0, connectivity=1) if truth.dtype == bool else truth
     borders = (instances > 0) & (np.asarray(target) == 0)
+    ignored = np.asarray(weights) == 0  # unannotated cells (weight 0 = ignored)
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
     axes[0].imshow(image, cmap="gray")
     axes[0].set_title("(a) image")
@@ -39,10 +40,17 @@ def figure3(image, truth, target, weights, out, title: str = "") -> None:
     axes[1].set_title(f"(b) ground truth ({len(np.unique(instances)) - 1} instances)")
     rgb = np.stack([target > 0] * 3, -1).astype(float)
     rgb[borders] = (1.0, 0.2, 0.2)
+    rgb[ignored] = (0.35, 0.45, 0.9)
     axes[2].imshow(rgb)
-    axes[2].set_title(f"(c) target, separation borders in red ({borders.sum()} px)")
-    im = axes[3].imshow(weights, cmap="jet")
-    axes[3].set_title("(d) weight map w(x)")
+    title = f"(c) target, separation borders in red ({borders.sum()} px)"
+    if ignored.any():
+        title += f",\nignored (unannotated cells) in blue ({100 * ignored.mean():.0f} %)"
+    axes[2].set_title(title)
+    shown = np.ma.masked_where(ignored, weights)
+    cmap = plt.get_cmap("jet").copy()
+    cmap.set_bad("white")
+    im = axes[3].imshow(shown, cmap=cmap)
+    axes[3].set_title("(d) weight map w(x)" + (", w = 0 in white" if ignored.any() else ""))
     fig.colorbar(im, ax=axes[3], fraction=0.046)
     for ax in axes:
         ax.set_axis_off()

@@ -79,8 +79,9 @@ def write_ctc(folder: Path, rng, n_frames=6, shape=(80, 104), annotated=(1, 4)) 
     """Write a CTC training set (sequences 01 and 02) in the official layout.
 
     Frames ``tNNN.tif``, gold segmentation ``<seq>_GT/SEG/man_segNNN.tif`` for the
-    ``annotated`` frames, tracking markers ``<seq>_GT/TRA/man_trackNNN.tif`` for every frame
-    with ``man_track.txt``; LZW-compressed like the official archives.
+    ``annotated`` frames (the last of them partially: one cell left out), tracking markers
+    ``<seq>_GT/TRA/man_trackNNN.tif`` and silver truth ``<seq>_ST/SEG/man_segNNN.tif`` for every
+    frame, with ``man_track.txt``; LZW-compressed like the official archives.
     """
     folder = Path(folder)
     paths = []
@@ -94,9 +95,14 @@ def write_ctc(folder: Path, rng, n_frames=6, shape=(80, 104), annotated=(1, 4)) 
             markers = np.where(ndi.binary_erosion(cells > 0, iterations=2), cells, 0)
             paths.append(folder / f"{seq}_GT" / "TRA" / f"man_track{t:03d}.tif")
             write_tiff(paths[-1], markers.astype(np.uint16), compression="lzw")
+            paths.append(folder / f"{seq}_ST" / "SEG" / f"man_seg{t:03d}.tif")
+            write_tiff(paths[-1], cells, compression="lzw")  # silver truth: every cell
             if t in annotated:
+                gold = cells
+                if t == annotated[-1]:  # partially annotated: the last cell left out
+                    gold = np.where(cells == cells.max(), 0, cells).astype(cells.dtype)
                 paths.append(folder / f"{seq}_GT" / "SEG" / f"man_seg{t:03d}.tif")
-                write_tiff(paths[-1], cells, compression="lzw")
+                write_tiff(paths[-1], gold, compression="lzw")
         track = "".join(f"{i} 0 {n_frames - 1} 0\n" for i in range(1, n_cells + 1))
         paths.append(folder / f"{seq}_GT" / "TRA" / MAN_TRACK)
         write_text(paths[-1], track)

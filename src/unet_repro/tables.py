@@ -73,51 +73,97 @@ def table1_rows(ours: Sequence[dict]) -> list[dict]:
     return rows + _mean_rows(rows, ("warping_error", "rand_error", "pixel_error"))
 
 
-def _mean_rows(rows: Sequence[dict], columns: Sequence[str]) -> list[dict]:
-    """One 'mean over splits' row per configuration that has more than one split."""
+def _mean_rows(rows: Sequence[dict], columns: Sequence[str], unit: str = "splits") -> list[dict]:
+    """One 'mean' row per configuration that has more than one of our rows.
+
+    Each column averages the rows that have a value for it (None when none has); the
+    ``split`` cell counts them: "mean of 2 splits", or per column where the counts differ
+    ("mean of held-out sequences (PhC-U373: 2, DIC-HeLa: 1)").
+    """
     out = []
     for config in dict.fromkeys(r["config"] for r in rows if r["source"] == "ours"):
         mine = [r for r in rows if r["source"] == "ours" and r["config"] == config]
         if len(mine) < 2:
             continue
         mean = {"name": "u-net (this reproduction, held-out, mean)", "source": "ours"}
-        mean.update(split=f"mean of {len(mine)} splits", config=config, thresholds="")
+        counts = {}
         for c in columns:
             values = [r[c] for r in mine if r[c] is not None]
             mean[c] = sum(values) / len(values) if values else None
+            counts[c] = len(values)
+        if len(set(counts.values())) == 1:
+            label = f"mean of {counts[columns[0]]} {unit}"
+        else:
+            label = f"mean of {unit} (" + ", ".join(f"{c}: {n}" for c, n in counts.items()) + ")"
+        mean.update(split=label, config=config, thresholds="")
         out.append(mean)
     return out
+
+
+def postprocessing(scores: dict) -> str:
+    """The post-processing of a CTC score, e.g. "p > 0.62, min 30 px, +1 px, holes filled".
+
+    ``threshold`` always; ``min_size`` (smallest object kept), ``expand`` (pixels the labels
+    are grown back by) and ``fill_holes`` when given and not 0/False (older score files have
+    only threshold and min_size).
+    """
+    parts = [f"p > {scores['threshold']:g}"]
+    if scores.get("min_size"):
+        parts.append(f"min {scores['min_size']} px")
+    if scores.get("expand"):
+        parts.append(f"+{scores['expand']} px")
+    if scores.get("fill_holes"):
+        parts.append("holes filled")
+    return ", ".join(parts)
 
 
 def table2_rows(ours: Sequence[dict]) -> list[dict]:
     """Paper rows followed by ours.
 
-    ``ours``: dicts with ``dataset`` (PhC-C2DH-U373 or DIC-C2DH-HeLa), ``split``, ``config``,
-    ``seg`` and ``threshold``; one row per split name, with both datasets' values when both
-    have that split.
+    ``ours``: dicts with ``dataset`` (PhC-C2DH-U373 or DIC-C2DH-HeLa), ``split``,
+    ``sequence`` (the test sequence; optional), ``config``, ``seg``, ``threshold`` and
+    optionally ``min_size``, ``expand``, ``fill_holes``. One row per split, test sequence and
+    configuration, with both datasets' values when both have it; the thresholds column names
+    each dataset's post-processing where the two differ. The same dataset twice under one key
+    is an error (a value would be lost).
     """
     rows = [
         dict(zip(TABLE2_COLUMNS, (n, "paper", "challenge test", "", u, h, ""), strict=True))
         for n, u, h in PAPER_TABLE2
     ]
     column = {"PhC-C2DH-U373": "PhC-U373", "DIC-C2DH-HeLa": "DIC-HeLa"}
-    by_split: dict[tuple[str, str], dict] = {}
+    by_key: dict[tuple, dict] = {}
+    post: dict[tuple, dict[str, str]] = {}
     for s in ours:
-        row = by_split.setdefault(
-            (s["split"], s["config"]),
+        sequence = s.get("sequence")
+        key = (s["split"], sequence, s["config"])
+        row = by_key.setdefault(
+            key,
             {
                 "name": "u-net (this reproduction, held-out)",
                 "source": "ours",
-                "split": f"{s['split']} (test {s['sequence']})" if "sequence" in s else s["split"],
+                "split": s["split"] if sequence is None else f"{s['split']} (test {sequence})",
                 "config": s["config"],
                 "PhC-U373": None,
                 "DIC-HeLa": None,
-                "thresholds": f"p > {s['threshold']}",
+                "thresholds": "",
             },
         )
+        if row[column[s["dataset"]]] is not None:
+            raise ValueError(
+                f"two scores for {s['dataset']} split {s['split']}, test sequence {sequence},"
+                f" config {s['config']}"
+            )
         row[column[s["dataset"]]] = s["seg"]
-    rows += list(by_split.values())
-    return rows + _mean_rows(rows, ("PhC-U373", "DIC-HeLa"))
+        post.setdefault(key, {})[column[s["dataset"]]] = postprocessing(s)
+    for key, row in by_key.items():
+        texts = post[key]
+        if len(set(texts.values())) == 1:
+            row["thresholds"] = next(iter(texts.values()))
+        else:
+            row["thresholds"] = "; ".join(f"{c}: {texts[c]}" for c in column.values() if c in texts)
+    rows += list(by_key.values())
+    return rows + _mean_rows(rows, ("PhC-U373", "DIC-HeLa"), unit="held-out sequences")
 
 
 def _fmt(value, digits: int) -> str:

@@ -27,6 +27,13 @@ Conventions chosen here (the paper leaves them open):
 * The border term is added on **background pixels of the training target only** (as in the
   successor paper, Falk et al., Nat. Methods 2019); it is 0 when fewer than two instances remain.
 * :math:`w_c` is computed per image (see :func:`class_weights`).
+* **Partially annotated images** (the paper's CTC frames): cells the gold truth left out get
+  an *ignore region* (:func:`unannotated_region`) where :math:`w(x) = 0`, so they contribute
+  nothing to the loss. :math:`w_c` is then computed over the annotated (not ignored) pixels
+  only, and the border term is computed from the annotated instances alone (an ignored cell's
+  outline is not known, so it is neither a nearest nor a second-nearest cell); inside the
+  ignore region the border term is dropped with the rest of the weight. Weight 0 in a saved
+  weight map therefore means "ignored".
 
 Fast algorithm (:func:`weight_map`): exact :math:`d_1, d_2` for all instances at once, by a
 separable scheme that carries the two nearest *distinct* labels instead of one distance
@@ -74,6 +81,7 @@ __all__ = [
     "weight_map_bruteforce",
     "weight_map_stack",
     "truncation_radius",
+    "unannotated_region",
 ]
 
 _CROSS = ndi.generate_binary_structure(2, 1)  # 4-neighbourhood (plus the centre)
@@ -419,6 +427,7 @@ def weight_map(
     class_balance: str = "inverse_frequency",
     *,
     eps: float = 1e-6,
+    ignore: np.ndarray | None = None,
 ) -> np.ndarray:
     """U-Net weight map :math:`w(x)` (paper eq. 2), fast.
 
@@ -434,6 +443,9 @@ def weight_map(
         Tolerance of the truncation: the border term is set to 0 where
         :math:`d_1 + d_2 >` :func:`truncation_radius` (28.4 px for the defaults), where it is
         below ``eps``. ``eps=0`` computes it everywhere.
+    ignore : (H, W) bool array, keyword-only, optional
+        Pixels of unannotated cells (:func:`unannotated_region`): :math:`w = 0` there and
+        :math:`w_c` counts the other pixels only. Must not overlap ``instances > 0``.
 
     Returns
     -------
@@ -450,18 +462,34 @@ def weight_map(
     if max(lab.shape) > _MAX_SIDE:
         raise ValueError(f"images larger than {_MAX_SIDE} pixels per side are not supported")
     target = training_target(lab)
+    ignore = _check_ignore(ignore, lab)
     n_fg = int(np.count_nonzero(target))
-    counts = np.array([target.size - n_fg, n_fg])
+    n_bg = target.size - n_fg - (int(np.count_nonzero(ignore)) if ignore is not None else 0)
+    counts = np.array([n_bg, n_fg])
     # w_c rounded to float32 as returned by class_weights (what the brute force adds)
     table = _class_weight_table(counts, class_balance).astype(np.float32).astype(np.float64)
     if lab.size == 0 or w0 == 0 or radius == 0:
-        return table[target].astype(np.float32)
-    if lab.max() > np.iinfo(np.int32).max:  # renumber (consecutive, >= 1) to fit int32
-        lab = np.unique(lab, return_inverse=True)[1].reshape(lab.shape) + 1
-    tlab = np.where(target > 0, lab, 0).astype(np.int32)
-    out = np.empty(lab.shape, dtype=np.float32)
-    _weight_kernel(tlab, table[0], table[1], float(w0), float(sigma), radius, out)
+        out = table[target].astype(np.float32)
+    else:
+        if lab.max() > np.iinfo(np.int32).max:  # renumber (consecutive, >= 1) to fit int32
+            lab = np.unique(lab, return_inverse=True)[1].reshape(lab.shape) + 1
+        tlab = np.where(target > 0, lab, 0).astype(np.int32)
+        out = np.empty(lab.shape, dtype=np.float32)
+        _weight_kernel(tlab, table[0], table[1], float(w0), float(sigma), radius, out)
+    if ignore is not None:
+        out[ignore] = 0
     return out
+
+
+def _check_ignore(ignore: np.ndarray | None, lab: np.ndarray) -> np.ndarray | None:
+    if ignore is None:
+        return None
+    ignore = np.asarray(ignore, dtype=bool)
+    if ignore.shape != lab.shape:
+        raise ValueError(f"ignore mask shape {ignore.shape} differs from {lab.shape}")
+    if np.any(ignore & (lab > 0)):
+        raise ValueError("the ignore region overlaps annotated instances")
+    return ignore
 
 
 def weight_map_bruteforce(
@@ -469,6 +497,7 @@ def weight_map_bruteforce(
     w0: float = 10.0,
     sigma: float = 5.0,
     class_balance: str = "inverse_frequency",
+    ignore: np.ndarray | None = None,
 ) -> np.ndarray:
     """Reference implementation of :func:`weight_map`: one distance transform per instance.
 
@@ -481,7 +510,18 @@ def weight_map_bruteforce(
     lab = _check_instances(instances)
     _check_params(w0, sigma)
     target = training_target(lab)
-    wc = class_weights(target, class_balance).astype(np.float64)
+    ignore = _check_ignore(ignore, lab)
+    if ignore is None:
+        wc = class_weights(target, class_balance).astype(np.float64)
+    else:  # w_c = N' / (K' N'_c) over the annotated pixels only (direct definition)
+        wc = np.zeros(lab.shape)
+        if class_balance == "none":
+            wc[~ignore] = 1.0
+        else:
+            present = [c for c in (0, 1) if np.any((target == c) & ~ignore)]
+            for c in present:
+                sel = (target == c) & ~ignore
+                wc[sel] = np.float32(np.count_nonzero(~ignore) / (len(present) * sel.sum()))
     tlab = np.where(target > 0, lab, 0)
     ids = np.unique(tlab)
     ids = ids[ids > 0]
@@ -493,7 +533,10 @@ def weight_map_bruteforce(
         d = ndi.distance_transform_edt(tlab != i)
         d2 = np.minimum(d2, np.maximum(d1, d))
         d1 = np.minimum(d1, d)
-    return (wc + _border_term(target, d1 + d2, w0, sigma)).astype(np.float32)
+    out = wc + _border_term(target, d1 + d2, w0, sigma)
+    if ignore is not None:
+        out[ignore] = 0
+    return out.astype(np.float32)
 
 
 def weight_map_stack(instances_stack: np.ndarray, **kwargs) -> np.ndarray:
@@ -508,3 +551,80 @@ def weight_map_stack(instances_stack: np.ndarray, **kwargs) -> np.ndarray:
     for n in range(stack.shape[0]):
         out[n] = weight_map(stack[n], **kwargs)
     return out
+
+
+def unannotated_region(
+    instances: np.ndarray,
+    markers: np.ndarray,
+    silver: np.ndarray | None = None,
+    *,
+    margin: float = 2.0,
+    fallback_radius: float | None = None,
+    min_cover: float = 0.5,
+) -> np.ndarray:
+    """Ignore region of a partially annotated frame: the cells the gold truth left out.
+
+    The paper trains on "partially annotated" CTC images. The gold segmentation
+    (``GT/SEG``, ``instances``) marks only some cells of a frame, the tracking markers
+    (``GT/TRA``, ``markers``) mark every cell. A marker counts as annotated when at least
+    ``min_cover`` of its pixels lie on gold instances; every other marker is an unannotated
+    cell, whose extent is
+
+    * the silver-truth object (``ST/SEG``, ``silver``) with the largest overlap with the
+      marker, plus the marker itself, where the silver truth has an object there;
+    * else (fallback) the marker grown by ``fallback_radius`` pixels (Euclidean); ``None``
+      takes the equivalent radius :math:`\\sqrt{A/\\pi}` of the median gold instance area
+      :math:`A` of the frame (the marker alone when the frame has no gold instance).
+
+    The union of these extents is grown by ``margin`` pixels (the silver truth's outline is
+    only approximate) and the gold instances are taken out again, so the region never covers
+    an annotated cell; it may cover background next to one.
+
+    Parameters
+    ----------
+    instances : (H, W) integer array
+        Gold-truth instances, 0 = background.
+    markers : (H, W) integer array
+        Tracking markers of the same frame, 0 = none.
+    silver : (H, W) integer array, optional
+        Silver-truth instances of the frame (None: the fallback for every marker).
+    margin, fallback_radius, min_cover : float
+        See above.
+
+    Returns
+    -------
+    (H, W) bool array
+        True where the loss weight must be 0 (pass as ``ignore`` to :func:`weight_map`).
+    """
+    lab = _check_instances(instances)
+    mk = _check_instances(markers)
+    st = None if silver is None else _check_instances(silver)
+    for name, arr in (("markers", mk), ("silver", st)):
+        if arr is not None and arr.shape != lab.shape:
+            raise ValueError(f"{name} shape {arr.shape} differs from instances {lab.shape}")
+    annotated = lab > 0
+    region = np.zeros(lab.shape, dtype=bool)
+    seeds = np.zeros(lab.shape, dtype=bool)  # markers that need the fallback
+    for sl, m in zip(ndi.find_objects(mk), range(1, int(mk.max(initial=0)) + 1), strict=False):
+        if sl is None:
+            continue
+        mask = mk[sl] == m
+        if annotated[sl][mask].mean() >= min_cover:
+            continue
+        if st is not None:
+            ids, counts = np.unique(st[sl][mask], return_counts=True)
+            counts, ids = counts[ids > 0], ids[ids > 0]
+            if ids.size:
+                region |= st == ids[np.argmax(counts)]
+                region[sl] |= mask
+                continue
+        seeds[sl] |= mask
+    if seeds.any():
+        if fallback_radius is None:
+            areas = np.bincount(lab.ravel())[1:]
+            areas = areas[areas > 0]
+            fallback_radius = math.sqrt(np.median(areas) / math.pi) if areas.size else 0.0
+        region |= ndi.distance_transform_edt(~seeds) <= fallback_radius
+    if margin > 0 and region.any():
+        region = ndi.distance_transform_edt(~region) <= margin
+    return region & ~annotated

@@ -10,7 +10,7 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from unet_repro.config import coerce_config  # noqa: E402
+from unet_repro.config import check_splits, coerce_config, has_heldout  # noqa: E402
 from unet_repro.datasets import CTC_DATASETS, ISBI  # noqa: E402
 
 if "sources" not in config:
@@ -25,12 +25,15 @@ if config["mirror"]:
 DATASETS = config["datasets"]
 CTC = [d for d in DATASETS if d in CTC_DATASETS]
 SEQUENCES = ["01", "02"]
+# train/test overlap, CTC sequences outside 01/02, empty training sets: stop here, naming the split
+check_splits(config["splits"], ISBI, CTC_DATASETS, SEQUENCES)
 
 
 wildcard_constraints:
     dataset="|".join([ISBI, *CTC_DATASETS]),
     ctc_dataset="|".join(CTC_DATASETS),
     sequence="01|02|train|test",
+    frame="[0-9]+",
     split="[A-Za-z0-9_.-]+",
 
 
@@ -50,15 +53,30 @@ def mirror_args():
 
 
 def splits(dataset):
-    """The held-out split names of a dataset."""
-    names = list(config["splits"].get(dataset, {}))
+    """The held-out split names of a dataset (scored, in the tables and figures)."""
+    names = [n for n, s in config["splits"].get(dataset, {}).items() if has_heldout(s)]
     if not names:
-        raise ValueError(f"config: splits.{dataset} defines no split")
+        raise ValueError(f"config: splits.{dataset} defines no held-out split")
     return names
+
+
+def submission_splits():
+    """ISBI splits with an empty `test`: whole-data models, trained only for the submission."""
+    defined = config["splits"].get(ISBI, {})
+    return [n for n, s in defined.items() if not has_heldout(s)]
 
 
 def split(dataset, name):
     return config["splits"][dataset][name]
+
+
+def heldout_indices(wildcards):
+    """The held-out slices of an ISBI split; a whole-data split has none to predict or score."""
+    if wildcards.split not in splits(ISBI):
+        raise ValueError(
+            f"config: splits.{ISBI}.{wildcards.split} is not a held-out split (empty test)"
+        )
+    return split(ISBI, wildcards.split)["test"]
 
 
 def ctc_train_sequences(wildcards):
@@ -98,6 +116,13 @@ def all_weight_maps():
         files += weights_inputs(dataset)
     figs = [d for d in (ISBI, config["figures"]["ctc_dataset"]) if d in DATASETS]
     files += expand("results/figures/fig3_{dataset}.png", dataset=figs)
+    ignore_fig = config["figures"]["ctc_partial"]
+    if ignore_fig and ignore_fig["dataset"] in DATASETS:
+        files.append(
+            "results/figures/fig3_{dataset}_{sequence}_t{frame:03d}.png".format(
+                **ignore_fig
+            )
+        )
     return files
 
 
@@ -160,6 +185,26 @@ def ctc_test_sequences(dataset, name):
     return split(dataset, name)["test"]
 
 
+def ctc_postprocess_input(wildcards):
+    """The settings chosen on the training sequence(s), when they are chosen."""
+    if config["evaluate"]["ctc_postprocess"] != "select":
+        return {}
+    return {
+        "postprocess": f"results/scores/{wildcards.ctc_dataset}/{wildcards.split}/postprocess.json"
+    }
+
+
+def ctc_postprocess_args(wildcards, input):
+    ev = config["evaluate"]
+    if ev["ctc_postprocess"] == "select":
+        return f"--postprocess {input.postprocess}"
+    return (
+        f"--threshold {ev['ctc_threshold']} --min-size {ev['ctc_min_size']}"
+        f" --expand {ev['ctc_expand']}"
+        + (" --fill-holes" if ev["ctc_fill_holes"] else " --no-fill-holes")
+    )
+
+
 def isbi_scores_files():
     if ISBI not in DATASETS:
         return []
@@ -182,6 +227,11 @@ def isbi_test_volume_wanted():
             bool(config["mirror"])
             and Path(config["mirror"], "isbi2012", "test-volume.tif").is_file()
         )
+    if setting and not submission_splits():
+        raise ValueError(
+            f"config: evaluate.isbi_test_volume is true but splits.{ISBI} has no whole-data"
+            ' split (one with an empty test, e.g. all: {train: "0-29", test: []})'
+        )
     return bool(setting)
 
 
@@ -191,10 +241,12 @@ def evaluation_targets():
         files.append("results/figures/isbi_thresholds.png")
         files += expand("results/figures/fig4_isbi2012_{split}.png", split=splits(ISBI))
         if isbi_test_volume_wanted():
-            files += expand(
-                "results/submission/isbi2012/{split}/test-volume.tif",
-                split=splits(ISBI),
-            )
+            # only the whole-data models (trained on all slices, as in the paper) submit
+            for s in submission_splits():
+                files += [
+                    f"results/submission/isbi2012/{s}/test-volume.tif",
+                    f"results/models/isbi2012/{s}/loss.png",
+                ]
     files += [
         f"results/figures/fig4_{d}_{s}_{seq}.png"
         for d in CTC

@@ -95,7 +95,7 @@ rule prepare_isbi_test:
 
 
 rule prepare_ctc:
-    """One CTC sequence: all frames + GT/SEG instance labels with their frame indices."""
+    """One CTC sequence: all frames, GT/SEG instances, frame indices, TRA markers, ST."""
     input:
         script=script("prepare.py"),
         root="results/raw/ctc/{ctc_dataset}",
@@ -105,6 +105,13 @@ rule prepare_ctc:
         "logs/prepare/{ctc_dataset}-{sequence}.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        partial=(
+            "--partial"
+            if config["weights"]["unannotated"] == "ignore"
+            else "--no-partial"
+        ),
+        missing=config["weights"]["missing_annotations"],
     shell:
         "python {input.script} ctc --root {input.root} --sequence {wildcards.sequence}"
-        " --out {output} 2> {log}"
+        " {params.partial} --missing {params.missing} --out {output} 2> {log}"

@@ -21,7 +21,7 @@ rule evaluate_isbi:
     conda:
         "../../envs/eval.yaml"
     params:
-        indices=lambda wc: split(ISBI, wc.split)["test"],
+        indices=heldout_indices,
         name=config["name"],
     shell:
         "python {input.script} --prepared {input.prepared} --indices {params.indices}"
@@ -29,9 +29,37 @@ rule evaluate_isbi:
         " --out-csv {output.csv} --out-json {output.json} 2> {log}"
 
 
+rule select_ctc:
+    """Threshold and post-processing with the best SEG on the training sequence(s)."""
+    input:
+        script=script("select_ctc.py"),
+        predictions=lambda wc: [
+            f"results/predictions/{wc.ctc_dataset}/{wc.split}/annotated-{s}.tif"
+            for s in split(wc.ctc_dataset, wc.split)["train"]
+        ],
+        prepared=lambda wc: [
+            f"results/prepared/{wc.ctc_dataset}/{s}.npz"
+            for s in split(wc.ctc_dataset, wc.split)["train"]
+        ],
+    output:
+        json="results/scores/{ctc_dataset}/{split}/postprocess.json",
+        csv="results/scores/{ctc_dataset}/{split}/postprocess.csv",
+    log:
+        "logs/evaluate/{ctc_dataset}-{split}-select.log",
+    conda:
+        "../../envs/eval.yaml"
+    params:
+        grid=shlex.quote(json.dumps(config["evaluate"]["ctc_select"])),
+    shell:
+        "python {input.script} --predictions {input.predictions}"
+        " --prepared {input.prepared} --grid {params.grid}"
+        " --out-json {output.json} --out-csv {output.csv} 2> {log}"
+
+
 rule evaluate_ctc:
     """CTC result folder <seq>_RES (every frame) and SEG of a held-out sequence."""
     input:
+        unpack(ctc_postprocess_input),
         script=script("evaluate_ctc.py"),
         prediction="results/predictions/{ctc_dataset}/{split}/{sequence}.tif",
         root="results/raw/ctc/{ctc_dataset}",
@@ -43,8 +71,7 @@ rule evaluate_ctc:
     conda:
         "../../envs/eval.yaml"
     params:
-        threshold=config["evaluate"]["ctc_threshold"],
-        min_size=config["evaluate"]["ctc_min_size"],
+        postprocess=ctc_postprocess_args,
         crosscheck=(
             "--crosscheck"
             if config["evaluate"]["ctc_crosscheck"]
@@ -53,8 +80,8 @@ rule evaluate_ctc:
         name=config["name"],
     shell:
         "python {input.script} --prediction {input.prediction}"
-        " --gt {input.root}/{wildcards.sequence}_GT --threshold {params.threshold}"
-        " --min-size {params.min_size} {params.crosscheck} --dataset {wildcards.ctc_dataset}"
+        " --gt {input.root}/{wildcards.sequence}_GT {params.postprocess}"
+        " {params.crosscheck} --dataset {wildcards.ctc_dataset}"
         " --sequence {wildcards.sequence} --split {wildcards.split}"
         " --config-name {params.name} --out-res {output.res} --out-json {output.json} 2> {log}"
 
@@ -126,7 +153,7 @@ rule figure4_isbi:
     conda:
         "../../envs/eval.yaml"
     params:
-        indices=lambda wc: split(ISBI, wc.split)["test"],
+        indices=heldout_indices,
     shell:
         "python {input.script} overlay --prediction {input.prediction}"
         " --prepared {input.prepared} --indices {params.indices}"
@@ -138,6 +165,7 @@ rule figure4_ctc:
         script=script("figures_eval.py"),
         prediction="results/predictions/{ctc_dataset}/{split}/{sequence}.tif",
         root="results/raw/ctc/{ctc_dataset}",
+        scores="results/scores/{ctc_dataset}/{split}/{sequence}.seg.json",
     output:
         report(
             "results/figures/fig4_{ctc_dataset}_{split}_{sequence}.png",
@@ -148,10 +176,8 @@ rule figure4_ctc:
         "logs/figures/fig4_{ctc_dataset}_{split}_{sequence}.log",
     conda:
         "../../envs/eval.yaml"
-    params:
-        threshold=config["evaluate"]["ctc_threshold"],
     shell:
         "python {input.script} overlay --prediction {input.prediction}"
         " --gt-root {input.root} --sequence {wildcards.sequence}"
-        " --threshold {params.threshold}"
+        " --scores {input.scores}"
         " --title '{wildcards.ctc_dataset} {wildcards.split}' --out {output} 2> {log}"

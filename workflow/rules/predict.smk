@@ -22,14 +22,17 @@ rule predict_isbi:
         gpu=PREDICT_RESOURCES["gpu"],
     params:
         args=predict_args(ISBI),
-        indices=lambda wc: split(ISBI, wc.split)["test"],
+        indices=heldout_indices,
     shell:
         "python {input.script} --model {input.model} --prepared {input.prepared}"
         " --indices {params.indices} {params.args} --threads {threads} --out {output} 2> {log}"
 
 
 rule predict_isbi_test:
-    """The ISBI challenge submission: P(non-membrane) of the 30-slice test volume."""
+    """The ISBI challenge submission: P(non-membrane) of the 30-slice test volume.
+
+    Asked for only from a whole-data split (`test` empty); uncompressed float32 pages.
+    """
     input:
         script=script("predict.py"),
         model="results/models/isbi2012/{split}/model.pt",
@@ -49,7 +52,7 @@ rule predict_isbi_test:
         args=predict_args(ISBI),
     shell:
         "python {input.script} --model {input.model} --prepared {input.prepared}"
-        " {params.args} --threads {threads} --out {output} 2> {log}"
+        " {params.args} --uncompressed --threads {threads} --out {output} 2> {log}"
 
 
 rule predict_ctc:
@@ -75,4 +78,28 @@ rule predict_ctc:
         args=lambda wc: predict_args(wc.ctc_dataset),
     shell:
         "python {input.script} --model {input.model} --prepared {input.prepared}"
+        " {params.args} --threads {threads} --out {output} 2> {log}"
+
+
+rule predict_ctc_annotated:
+    """P(cell) of the annotated frames of a training sequence (to choose post-processing)."""
+    input:
+        script=script("predict.py"),
+        model="results/models/{ctc_dataset}/{split}/model.pt",
+        prepared="results/prepared/{ctc_dataset}/{sequence}.npz",
+    output:
+        "results/predictions/{ctc_dataset}/{split}/annotated-{sequence}.tif",
+    log:
+        "logs/predict/{ctc_dataset}-{split}-annotated-{sequence}.log",
+    conda:
+        "../../envs/torch.yaml"
+    threads: PREDICT_RESOURCES["threads"]
+    resources:
+        mem_mb=PREDICT_RESOURCES["mem_mb"],
+        runtime=PREDICT_RESOURCES["runtime"],
+        gpu=PREDICT_RESOURCES["gpu"],
+    params:
+        args=lambda wc: predict_args(wc.ctc_dataset),
+    shell:
+        "python {input.script} --model {input.model} --prepared {input.prepared} --annotated"
         " {params.args} --threads {threads} --out {output} 2> {log}"

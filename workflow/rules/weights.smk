@@ -19,9 +19,18 @@ rule weights:
         w0=config["weights"]["w0"],
         sigma=config["weights"]["sigma"],
         class_balance=config["weights"]["class_balance"],
+        ignore=(
+            f"--unannotated {config['weights']['unannotated']}"
+            f" --ignore-margin {config['weights']['ignore_margin']}"
+            + (
+                f" --ignore-fallback-radius {config['weights']['ignore_fallback_radius']}"
+                if config["weights"]["ignore_fallback_radius"] is not None
+                else ""
+            )
+        ),
     shell:
         "python {input.script} --prepared {input.prepared} --w0 {params.w0}"
-        " --sigma {params.sigma} --class-balance {params.class_balance}"
+        " --sigma {params.sigma} --class-balance {params.class_balance} {params.ignore}"
         " --out-weights {output.weights} --out-target {output.target} 2> {log}"
 
 
@@ -49,6 +58,29 @@ rule figure3:
         "python {input.script} --prepared {input.prepared} --weights {input.weights}"
         " --target {input.target} --index {params.index} --title {wildcards.dataset}"
         " --out {output} 2> {log}"
+
+
+rule figure3_frame:
+    """Figure 3 for one annotated CTC frame, with the ignored (unannotated) cells."""
+    input:
+        script=script("figure_weights.py"),
+        prepared="results/prepared/{ctc_dataset}/{sequence}.npz",
+        weights="results/weights/{ctc_dataset}/{sequence}.weights.tif",
+        target="results/weights/{ctc_dataset}/{sequence}.target.tif",
+    output:
+        report(
+            "results/figures/fig3_{ctc_dataset}_{sequence}_t{frame}.png",
+            category="Figures",
+            labels={"figure": "weight map {ctc_dataset} {sequence} t{frame}"},
+        ),
+    log:
+        "logs/figures/fig3_{ctc_dataset}_{sequence}_t{frame}.log",
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "python {input.script} --prepared {input.prepared} --weights {input.weights}"
+        " --target {input.target} --frame {wildcards.frame}"
+        " --title '{wildcards.ctc_dataset} {wildcards.sequence}' --out {output} 2> {log}"
 
 
 rule weight_maps:

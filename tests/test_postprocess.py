@@ -1,0 +1,100 @@
+"""Instances for the CTC SEG measure, and the choice of their settings on training frames."""
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from unet_repro.metrics.ctc import seg_measure
+from unet_repro.postprocess import (
+    check_grid,
+    fill_label_holes,
+    segment,
+    select_postprocessing,
+)
+
+
+def touching_cells(seed, shape=(64, 80), n=10):
+    rng = np.random.default_rng(seed)
+    seeds = np.zeros(shape, bool)
+    seeds[rng.integers(4, shape[0] - 4, n), rng.integers(4, shape[1] - 4, n)] = True
+    dist, (iy, ix) = ndi.distance_transform_edt(~seeds, return_indices=True)
+    ids = np.zeros(shape, np.int64)
+    ids[seeds] = np.arange(1, seeds.sum() + 1)
+    return np.where(dist <= 9, ids[iy, ix], 0).astype(np.uint16)
+
+
+def shrunk_probability(truth, seed):
+    """P(cell) of a net that learnt the separation borders: every cell a pixel too small."""
+    rng = np.random.default_rng(seed)
+    inner = np.zeros(truth.shape, bool)
+    for i in np.unique(truth)[1:]:
+        inner |= ndi.binary_erosion(truth == i)
+    p = np.where(inner, 0.8, 0.1) + rng.uniform(-0.05, 0.05, truth.shape)
+    p[2:5, 2:5] = 0.9  # a small false positive
+    return p
+
+
+def test_segment_steps():
+    p = np.zeros((20, 30))
+    p[2:10, 2:10] = 0.9
+    p[5:7, 5:7] = 0.2  # a hole
+    p[2:10, 11:20] = 0.6  # a second cell, one background column apart
+    p[15:17, 25:27] = 0.9  # 4 pixels
+    lab = segment(p, threshold=0.5)
+    assert lab.max() == 3 and lab.dtype == np.uint16
+    assert segment(p, threshold=0.7).max() == 2
+    assert segment(p, 0.5, min_size=5).max() == 2
+    filled = segment(p, 0.5, fill_holes=True)
+    assert (filled[5:7, 5:7] == filled[3, 3]).all() and filled[3, 3] > 0
+    grown = segment(p, 0.5, expand=1)
+    assert grown.max() == 3  # grows into the background, never merges the two cells
+    assert (grown[2:10, 10] > 0).all() and len(np.unique(grown[2:10, 9:12])) == 2
+
+
+def test_fill_label_holes_only_fills_enclosed_background():
+    lab = np.zeros((12, 12), np.uint16)
+    lab[1:8, 1:8] = 1
+    lab[3:5, 3:5] = 0  # hole of 1
+    lab[9:11, 1:11] = 2
+    out = fill_label_holes(lab)
+    assert (out[3:5, 3:5] == 1).all()
+    np.testing.assert_array_equal(out[lab > 0], lab[lab > 0])
+    assert (out[8] == 0).all() and (out[:, 11] == 0).all()
+
+
+def test_selection_equals_exhaustive_search_and_prefers_growing_back():
+    truths = [touching_cells(s) for s in range(3)]
+    probs = [shrunk_probability(t, s) for s, t in enumerate(truths)]
+    grid = {
+        "threshold": [0.3, 0.5, 0.85],
+        "min_size": [0, 20],
+        "expand": [0, 1, 2],
+        "fill_holes": [False, True],
+    }
+    best, rows = select_postprocessing(probs, truths, grid)
+    assert len(rows) == 3 * 2 * 3 * 2
+    # brute force: every candidate scored with the SEG measure itself
+    scores = {}
+    for t, m, e, f in itertools.product(*grid.values()):
+        res = [segment(p, t, m, e, f) for p in probs]
+        scores[(t, m, e, f)] = seg_measure(zip(truths, res, strict=True))
+    for r in rows:
+        key = (r["threshold"], r["min_size"], r["expand"], r["fill_holes"])
+        assert r["seg"] == pytest.approx(scores[key], abs=1e-12)
+    assert best["seg"] == pytest.approx(max(scores.values()), abs=1e-12)
+    assert best["expand"] == 1 and best["threshold"] != 0.85  # grows the pixel back
+    assert best["seg"] > scores[(0.5, 0, 0, False)] + 0.05  # better than P > 0.5 alone
+
+
+def test_grid_validation():
+    assert check_grid(None)["threshold"][0] == 0.3
+    with pytest.raises(ValueError, match="unknown post-processing"):
+        check_grid({"thresh": [0.5]})
+    with pytest.raises(ValueError, match="thresholds"):
+        check_grid({"threshold": [1.5]})
+    with pytest.raises(ValueError, match="same, non-zero"):
+        select_postprocessing([], [])
+    with pytest.raises(ValueError, match="no object"):
+        select_postprocessing([np.zeros((4, 4))], [np.zeros((4, 4), np.uint16)])
