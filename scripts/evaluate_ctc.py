@@ -2,8 +2,9 @@
 """Segment a held-out CTC sequence from P(cell) and score it with the CTC SEG measure.
 
 Instances = connected components of ``P(cell) > threshold`` (4-connected; components below
-``--min-size`` pixels removed, holes filled with ``--fill-holes``, labels grown by
-``--expand`` pixels; ``unet_repro.postprocess.segment``), with the settings given or read from
+``--min-size`` pixels removed, grown by a watershed into ``P > --mask-threshold``, holes
+filled with ``--fill-holes``, labels grown by ``--expand`` pixels;
+``unet_repro.postprocess.segment``), with the settings given or read from
 ``--postprocess`` (chosen on the training sequence by select_ctc.py). Writes the CTC result
 folder ``<seq>_RES/maskNNN.tif`` (uint16, every frame) and the SEG over all annotated frames,
 computed by our implementation and, when the package is installed, by the official
@@ -47,6 +48,12 @@ def main() -> None:
     parser.add_argument("--expand", type=int, default=0, help="grow labels by this many pixels")
     parser.add_argument("--fill-holes", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument(
+        "--mask-threshold",
+        type=float,
+        default=None,
+        help="grow the instances by a watershed on -P into P > this (below --threshold)",
+    )
+    parser.add_argument(
         "--postprocess",
         type=Path,
         help="JSON of select_ctc.py: its settings replace the four above",
@@ -74,10 +81,12 @@ def main() -> None:
         "min_size": args.min_size,
         "expand": args.expand,
         "fill_holes": args.fill_holes,
+        "mask_threshold": args.mask_threshold,
     }
     chosen = {}
     if args.postprocess:
         chosen = json.loads(args.postprocess.read_text())
+        chosen.setdefault("mask_threshold", None)  # files written before seeded growth
         missing = sorted(set(settings) - set(chosen))
         if missing:
             raise DataError(f"{args.postprocess}: lacks {', '.join(missing)}")

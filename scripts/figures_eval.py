@@ -47,7 +47,7 @@ def overlay(args, log) -> None:
         name = f"slice {index}"
     if args.scores:  # the post-processing the SEG was computed with
         chosen = json.loads(args.scores.read_text())
-        keys = ("threshold", "min_size", "expand", "fill_holes")
+        keys = ("threshold", "min_size", "expand", "fill_holes", "mask_threshold")
         pred = segment(p, **{k: chosen[k] for k in keys if k in chosen})
     else:
         pred = instances_from_probability(p, args.threshold)

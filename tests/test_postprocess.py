@@ -69,23 +69,26 @@ def test_selection_equals_exhaustive_search_and_prefers_growing_back():
     probs = [shrunk_probability(t, s) for s, t in enumerate(truths)]
     grid = {
         "threshold": [0.3, 0.5, 0.85],
+        "mask_threshold": [None, 0.5],
         "min_size": [0, 20],
         "expand": [0, 1, 2],
         "fill_holes": [False, True],
     }
     best, rows = select_postprocessing(probs, truths, grid)
-    assert len(rows) == 3 * 2 * 3 * 2
+    # mask threshold 0.5 is no growth below a seed threshold of 0.3 or 0.5: skipped there
+    assert len(rows) == (3 + 1) * 2 * 3 * 2
     # brute force: every candidate scored with the SEG measure itself
     scores = {}
-    for t, m, e, f in itertools.product(*grid.values()):
-        res = [segment(p, t, m, e, f) for p in probs]
-        scores[(t, m, e, f)] = seg_measure(zip(truths, res, strict=True))
+    for t, mt, m, e, f in itertools.product(*grid.values()):
+        if mt is None or mt < t:
+            res = [segment(p, t, m, e, f, mask_threshold=mt) for p in probs]
+            scores[(t, mt, m, e, f)] = seg_measure(zip(truths, res, strict=True))
     for r in rows:
-        key = (r["threshold"], r["min_size"], r["expand"], r["fill_holes"])
+        key = (r["threshold"], r["mask_threshold"], r["min_size"], r["expand"], r["fill_holes"])
         assert r["seg"] == pytest.approx(scores[key], abs=1e-12)
     assert best["seg"] == pytest.approx(max(scores.values()), abs=1e-12)
-    assert best["expand"] == 1 and best["threshold"] != 0.85  # grows the pixel back
-    assert best["seg"] > scores[(0.5, 0, 0, False)] + 0.05  # better than P > 0.5 alone
+    assert best["expand"] == 1 or best["mask_threshold"] is not None  # grows the pixel back
+    assert best["seg"] > scores[(0.5, None, 0, 0, False)] + 0.05  # better than P > 0.5 alone
 
 
 def test_grid_validation():
@@ -98,3 +101,20 @@ def test_grid_validation():
         select_postprocessing([], [])
     with pytest.raises(ValueError, match="no object"):
         select_postprocessing([np.zeros((4, 4))], [np.zeros((4, 4), np.uint16)])
+
+
+def test_seeded_growth_separates_touching_cells_and_recovers_their_extent():
+    """Two touching cells joined by a confident-enough bridge: a high cut splits them, the
+    watershed into the low-confidence region gives each its whole extent back."""
+    truth = np.zeros((20, 40), np.uint16)
+    truth[2:18, 2:20], truth[2:18, 20:38] = 1, 2
+    p = np.full(truth.shape, 0.05)
+    p[truth > 0] = 0.4  # the cells' periphery: low confidence
+    p[5:15, 5:17], p[5:15, 23:35] = 0.95, 0.95  # their cores
+    p[8:12, 17:23] = 0.6  # a bridge between the cores
+    assert segment(p, 0.3).max() == 1  # a low cut merges them
+    high = segment(p, 0.9)
+    assert high.max() == 2 and seg_measure([(truth, high)]) < 0.5  # split, but too small
+    grown = segment(p, 0.9, mask_threshold=0.3)
+    assert grown.max() == 2 and seg_measure([(truth, grown)]) > 0.95
+    assert np.array_equal(segment(p, 0.9, mask_threshold=0.95), high)  # no growth above

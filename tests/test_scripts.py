@@ -54,3 +54,41 @@ def test_predict_writes_float32_pages(tmp_path, uncompressed):
         assert {p.compression for p in tif.pages} == {expected}
         probs = tif.asarray()
     assert probs.dtype == np.float32 and probs.shape == (3, 40, 40)
+
+
+def test_select_ctc_names_a_mismatched_prediction(tmp_path):
+    """select_ctc.py: predictions that do not match the annotated frames are named."""
+    import numpy as np
+    import tifffile
+
+    from unet_repro.io import write_npz
+
+    inst = np.zeros((2, 16, 16), np.uint16)
+    inst[:, 2:8, 2:8] = 1
+    write_npz(tmp_path / "01.npz", images=np.zeros((5, 16, 16)), instances=inst, frames=[1, 3])
+    tifffile.imwrite(
+        tmp_path / "p.tif", np.zeros((3, 16, 16), np.float32), photometric="minisblack"
+    )
+    cmd = [
+        sys.executable,
+        str(REPO / "scripts" / "select_ctc.py"),
+        "--predictions",
+        str(tmp_path / "p.tif"),
+        "--prepared",
+        str(tmp_path / "01.npz"),
+        "--out-json",
+        str(tmp_path / "o.json"),
+        "--out-csv",
+        str(tmp_path / "o.csv"),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode != 0 and "p.tif: shape (3, 16, 16) differs" in proc.stderr
+    assert not (tmp_path / "o.json").exists()
+    p = np.zeros((2, 16, 16), np.float32)
+    p[:, 3:7, 3:7] = 0.9
+    tifffile.imwrite(tmp_path / "p.tif", p, photometric="minisblack")
+    subprocess.run(cmd, check=True, capture_output=True)
+    import json
+
+    best = json.loads((tmp_path / "o.json").read_text())
+    assert best["expand"] >= 1 and best["frames"] == 2 and best["seg"] > 0.85

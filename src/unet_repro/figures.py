@@ -42,10 +42,10 @@ def figure3(image, truth, target, weights, out, title: str = "") -> None:
     rgb[borders] = (1.0, 0.2, 0.2)
     rgb[ignored] = (0.35, 0.45, 0.9)
     axes[2].imshow(rgb)
-    title = f"(c) target, separation borders in red ({borders.sum()} px)"
+    panel = f"(c) target, separation borders in red ({borders.sum()} px)"
     if ignored.any():
-        title += f",\nignored (unannotated cells) in blue ({100 * ignored.mean():.0f} %)"
-    axes[2].set_title(title)
+        panel += f",\nignored (unannotated cells) in blue ({100 * ignored.mean():.0f} %)"
+    axes[2].set_title(panel)
     shown = np.ma.masked_where(ignored, weights)
     cmap = plt.get_cmap("jet").copy()
     cmap.set_bad("white")

@@ -11,8 +11,11 @@ Challenge scores instances. Two things make ``P(cell) > 0.5`` a poor cut here:
   draws every touching cell about a pixel too small.
 
 :func:`segment` therefore thresholds, labels 4-connected components, removes small ones,
-fills holes inside an instance and grows the labels back by a few pixels without merging them
-(``skimage.segmentation.expand_labels``). :func:`select_postprocessing` picks these settings
+optionally grows these *seeds* into the lower-confidence region ``P > mask_threshold`` by a
+watershed on :math:`-P` (a cut at a high threshold separates touching cells, the low one gives
+their extent back; each seed keeps its own basin), fills holes inside an instance and grows
+the labels by a few pixels without merging them (``skimage.segmentation.expand_labels``).
+:func:`select_postprocessing` picks these settings
 by the SEG measure on the annotated frames of the *training* sequence(s): it is given those
 frames only, so the held-out sequence never influences the choice.
 """
@@ -25,16 +28,19 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.segmentation import expand_labels
+from skimage.segmentation import expand_labels, relabel_sequential, watershed
 
-from .metrics.ctc import instances_from_probability, matched_jaccards
+from .metrics.ctc import instances_from_probability
+
+_CROSS = ndi.generate_binary_structure(2, 1)
 
 __all__ = ["DEFAULT_GRID", "check_grid", "fill_label_holes", "segment", "select_postprocessing"]
 
 #: Candidate settings of :func:`select_postprocessing` (config ``evaluate.ctc_select``).
 DEFAULT_GRID: dict[str, list] = {
     "threshold": [round(0.3 + 0.05 * i, 2) for i in range(14)],  # 0.3 .. 0.95
-    "min_size": [0, 50, 200],
+    "mask_threshold": [None, 0.25, 0.5],  # None: no seeded growth
+    "min_size": [0, 100],
     "expand": [0, 1, 2],
     "fill_holes": [False, True],
 }
@@ -52,22 +58,51 @@ def check_grid(grid: Mapping[str, Sequence] | None) -> dict[str, list]:
         out[key] = values
     if any(not 0 <= t < 1 for t in out["threshold"]):
         raise ValueError("thresholds must lie in [0, 1)")
+    if any(t is not None and not 0 <= t < 1 for t in out["mask_threshold"]):
+        raise ValueError("mask thresholds must be None or lie in [0, 1)")
     if any(int(v) < 0 for v in out["min_size"] + out["expand"]):
         raise ValueError("min_size and expand must be >= 0")
     return out
 
 
 def fill_label_holes(labels: np.ndarray) -> np.ndarray:
-    """Fill the holes of every instance (background pixels enclosed by one instance only)."""
+    """Fill the holes of the instances: background regions enclosed by a single instance.
+
+    A 4-connected background region that does not reach the image edge and whose outer ring
+    (its 4-neighbours) belongs to one label only takes that label; a gap enclosed jointly by
+    several touching instances stays background. O(pixels), whatever the number of objects.
+    """
     lab = np.asarray(labels)
+    fg = lab > 0
+    holes, n = ndi.label(ndi.binary_fill_holes(fg) & ~fg, structure=_CROSS)
+    if n == 0:
+        return lab.copy()
+    ring = ndi.grey_dilation(holes, footprint=_CROSS) * fg  # hole id on its bordering pixels
+    ids = np.arange(1, n + 1)
+    lo = ndi.minimum(lab, ring, ids)
+    hi = ndi.maximum(lab, ring, ids)
+    fill = np.zeros(n + 1, dtype=lab.dtype)
+    single = (lo == hi) & (hi > 0)
+    fill[1:][single] = np.asarray(hi)[single]
     out = lab.copy()
-    for i, sl in enumerate(ndi.find_objects(lab), start=1):
-        if sl is None:
-            continue
-        mask = lab[sl] == i
-        filled = ndi.binary_fill_holes(mask) & (lab[sl] == 0)
-        out[sl][filled] = i
+    out[holes > 0] = fill[holes[holes > 0]]
     return out
+
+
+def _seg_sum(truth: np.ndarray, res: np.ndarray) -> float:
+    """Σ of the matched Jaccard indices of one frame (as
+    :func:`unet_repro.metrics.ctc.matched_jaccards`), by a dense contingency table: fast for
+    the small label values of these images."""
+    g = truth.ravel().astype(np.int64)
+    r = res.ravel().astype(np.int64)
+    ng, nr = int(g.max()) + 1, int(r.max()) + 1
+    table = np.bincount(g * nr + r, minlength=ng * nr).reshape(ng, nr)
+    size_g, size_r = table.sum(1), table.sum(0)
+    inter = table[1:, 1:]
+    match = 2 * inter > size_g[1:, None]  # at most one match per ground-truth object
+    gi, ri = np.nonzero(match)
+    i = inter[gi, ri]
+    return float(np.sum(i / (size_g[1:][gi] + size_r[1:][ri] - i)))
 
 
 def segment(
@@ -76,15 +111,30 @@ def segment(
     min_size: int = 0,
     expand: int = 0,
     fill_holes: bool = False,
+    mask_threshold: float | None = None,
 ) -> np.ndarray:
     """Instances from a P(cell) map.
 
-    ``P > threshold``, 4-connected components, components below ``min_size`` pixels removed,
-    holes inside an instance filled (``fill_holes``), then every label grown by ``expand``
-    pixels into the background (never into another label; ``skimage.segmentation.
-    expand_labels``). Returns uint16 labels, 0 = background.
+    ``P > threshold``, 4-connected components, components below ``min_size`` pixels removed;
+    with ``mask_threshold`` below ``threshold`` these seeds are grown by a watershed on
+    :math:`-P` into ``P > mask_threshold`` (4-connected; regions of the mask without a seed
+    stay background); holes inside an instance filled (``fill_holes``), then every label grown
+    by ``expand`` pixels into the background (never into another label; ``skimage.
+    segmentation.expand_labels``). Returns uint16 labels, 0 = background.
     """
+    lab = _seeds(p_cell, threshold, min_size, mask_threshold)
+    return _finish(lab, expand, fill_holes)
+
+
+def _seeds(p_cell, threshold, min_size, mask_threshold):
     lab = instances_from_probability(p_cell, threshold, int(min_size))
+    if mask_threshold is not None and mask_threshold < threshold and lab.any():
+        p = np.asarray(p_cell, dtype=np.float64)
+        lab = watershed(-p, lab, mask=p > mask_threshold, connectivity=1)
+    return lab
+
+
+def _finish(lab, expand, fill_holes):
     if fill_holes:
         lab = fill_label_holes(lab)
     if expand > 0:
@@ -112,8 +162,8 @@ def select_postprocessing(
     Returns
     -------
     best : dict
-        ``threshold``, ``min_size``, ``expand``, ``fill_holes`` and ``seg`` (on these frames).
-        Ties go to the first candidate in grid order.
+        ``threshold``, ``mask_threshold``, ``min_size``, ``expand``, ``fill_holes`` and ``seg``
+        (on these frames). Ties go to the first candidate in grid order.
     rows : list of dict
         Every candidate with its SEG.
     """
@@ -123,25 +173,32 @@ def select_postprocessing(
     n_gt = sum(int(np.count_nonzero(np.unique(t))) for t in truths)
     if n_gt == 0:
         raise ValueError("the truths hold no object: nothing to choose the settings on")
+    # consecutive ground-truth labels keep the contingency tables of _seg_sum small
+    truths = [relabel_sequential(np.asarray(t))[0] for t in truths]
     totals: dict[tuple, float] = {}
-    for threshold, min_size, fill in itertools.product(
-        grid["threshold"], grid["min_size"], grid["fill_holes"]
+    for threshold, mask_threshold, min_size in itertools.product(
+        grid["threshold"], grid["mask_threshold"], grid["min_size"]
     ):
-        base = [segment(p, threshold, min_size, 0, fill) for p in probs]
-        for expand in grid["expand"]:
-            total = 0.0
-            for lab, truth in zip(base, truths, strict=True):
-                res = expand_labels(lab, distance=float(expand)) if expand else lab
-                total += float(np.sum(matched_jaccards(truth, res)[0]))
-            totals[(threshold, min_size, expand, fill)] = total / n_gt
-    rows = [
-        {"threshold": t, "min_size": m, "expand": e, "fill_holes": f, "seg": seg}
-        for (t, m, e, f), seg in totals.items()
-    ]
-    order = list(
-        itertools.product(grid["threshold"], grid["min_size"], grid["expand"], grid["fill_holes"])
-    )
-    best_key = max(order, key=lambda k: (totals[k], -order.index(k)))
-    best = dict(zip(("threshold", "min_size", "expand", "fill_holes"), best_key, strict=True))
+        if mask_threshold is not None and mask_threshold >= threshold:
+            continue  # no growth: the same as mask_threshold None
+        seeds = [_seeds(p, threshold, min_size, mask_threshold) for p in probs]
+        for fill in grid["fill_holes"]:
+            sums = dict.fromkeys(grid["expand"], 0.0)
+            for s, truth in zip(seeds, truths, strict=True):
+                lab = _finish(s, 0, fill)
+                # expand_labels for every distance from one distance transform
+                dist, idx = ndi.distance_transform_edt(lab == 0, return_indices=True)
+                nearest = lab[tuple(idx)]
+                for expand in grid["expand"]:
+                    res = np.where(dist <= expand, nearest, 0) if expand else lab
+                    sums[expand] += _seg_sum(truth, res)
+            for expand, total in sums.items():
+                totals[(threshold, mask_threshold, min_size, expand, fill)] = total / n_gt
+    rows = [dict(zip(KEYS, key, strict=True), seg=seg) for key, seg in totals.items()]
+    best_key = max(totals, key=totals.get)  # first maximum in grid order (dicts keep order)
+    best = dict(zip(KEYS, best_key, strict=True))
     best["seg"] = totals[best_key]
     return best, rows
+
+
+KEYS = ("threshold", "mask_threshold", "min_size", "expand", "fill_holes")

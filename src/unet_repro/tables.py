@@ -103,11 +103,14 @@ def _mean_rows(rows: Sequence[dict], columns: Sequence[str], unit: str = "splits
 def postprocessing(scores: dict) -> str:
     """The post-processing of a CTC score, e.g. "p > 0.62, min 30 px, +1 px, holes filled".
 
-    ``threshold`` always; ``min_size`` (smallest object kept), ``expand`` (pixels the labels
+    ``threshold`` always; ``mask_threshold`` (seeds grown by a watershed into ``p >`` it),
+    ``min_size`` (smallest object kept), ``expand`` (pixels the labels
     are grown back by) and ``fill_holes`` when given and not 0/False (older score files have
     only threshold and min_size).
     """
     parts = [f"p > {scores['threshold']:g}"]
+    if scores.get("mask_threshold") is not None:
+        parts.append(f"grown into p > {scores['mask_threshold']:g}")
     if scores.get("min_size"):
         parts.append(f"min {scores['min_size']} px")
     if scores.get("expand"):

@@ -202,6 +202,11 @@ def ctc_postprocess_args(wildcards, input):
         f"--threshold {ev['ctc_threshold']} --min-size {ev['ctc_min_size']}"
         f" --expand {ev['ctc_expand']}"
         + (" --fill-holes" if ev["ctc_fill_holes"] else " --no-fill-holes")
+        + (
+            f" --mask-threshold {ev['ctc_mask_threshold']}"
+            if ev["ctc_mask_threshold"] is not None
+            else ""
+        )
     )
 
 
