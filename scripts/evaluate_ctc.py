@@ -19,7 +19,7 @@ from _common import run, setup_logging
 
 from unet_repro.io import DataError, read_tiff, write_json
 from unet_repro.metrics.ctc import evaluate_sequence_seg, write_ctc_result
-from unet_repro.postprocess import segment
+from unet_repro.postprocess import KEYS, segment
 
 
 def official_seg(res: Path, gt: Path, log) -> float | None:
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument(
         "--postprocess",
         type=Path,
-        help="JSON of select_ctc.py: its settings replace the four above",
+        help="JSON of select_ctc.py: its settings replace the five above",
     )
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--sequence", required=True)
@@ -76,13 +76,7 @@ def main() -> None:
     probs = read_tiff(args.prediction)
     if probs.ndim != 3:
         raise DataError(f"{args.prediction}: expected a (T, H, W) stack, got {probs.shape}")
-    settings = {
-        "threshold": args.threshold,
-        "min_size": args.min_size,
-        "expand": args.expand,
-        "fill_holes": args.fill_holes,
-        "mask_threshold": args.mask_threshold,
-    }
+    settings = {k: getattr(args, k) for k in KEYS}
     chosen = {}
     if args.postprocess:
         chosen = json.loads(args.postprocess.read_text())

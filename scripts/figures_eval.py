@@ -13,7 +13,7 @@ from unet_repro.datasets import parse_indices, read_ctc_sequence
 from unet_repro.figures import figure4, isbi_curves
 from unet_repro.io import read_npz, read_tiff
 from unet_repro.metrics.ctc import instances_from_probability
-from unet_repro.postprocess import segment
+from unet_repro.postprocess import KEYS, segment
 from unet_repro.tables import PAPER_TABLE1
 from unet_repro.weights import isbi_instances
 
@@ -47,8 +47,7 @@ def overlay(args, log) -> None:
         name = f"slice {index}"
     if args.scores:  # the post-processing the SEG was computed with
         chosen = json.loads(args.scores.read_text())
-        keys = ("threshold", "min_size", "expand", "fill_holes", "mask_threshold")
-        pred = segment(p, **{k: chosen[k] for k in keys if k in chosen})
+        pred = segment(p, **{k: chosen[k] for k in KEYS if k in chosen})
     else:
         pred = instances_from_probability(p, args.threshold)
     figure4(image.astype(np.float32), truth, pred, args.out, title=f"{args.title} ({name})")

@@ -140,12 +140,13 @@ def _read_annotated(folder, pattern, frames, images, missing, every_frame):
     if not folder.is_dir():
         msg = (
             f"{folder}: folder not found; the {what} mark the cells the gold segmentation "
-            "left out (ignored in training). Set weights.missing_annotations: fallback to "
-            "train without them"
+            "left out (ignored in training)"
         )
         if missing == "error":
-            raise DataError(msg)
-        logging.getLogger(__name__).warning("%s (falling back)", msg.split(". Set")[0])
+            raise DataError(
+                f"{msg}. Set weights.missing_annotations: fallback to train without them"
+            )
+        logging.getLogger(__name__).warning("%s (falling back)", msg)
         return None
     out = []
     for index in frames:

@@ -34,7 +34,17 @@ from .metrics.ctc import instances_from_probability
 
 _CROSS = ndi.generate_binary_structure(2, 1)
 
-__all__ = ["DEFAULT_GRID", "check_grid", "fill_label_holes", "segment", "select_postprocessing"]
+__all__ = [
+    "DEFAULT_GRID",
+    "KEYS",
+    "check_grid",
+    "fill_label_holes",
+    "segment",
+    "select_postprocessing",
+]
+
+#: The settings of :func:`segment`, in the order of the selection's rows.
+KEYS = ("threshold", "mask_threshold", "min_size", "expand", "fill_holes")
 
 #: Candidate settings of :func:`select_postprocessing` (config ``evaluate.ctc_select``).
 DEFAULT_GRID: dict[str, list] = {
@@ -199,6 +209,3 @@ def select_postprocessing(
     best = dict(zip(KEYS, best_key, strict=True))
     best["seg"] = totals[best_key]
     return best, rows
-
-
-KEYS = ("threshold", "mask_threshold", "min_size", "expand", "fill_holes")
