@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from scipy import ndimage as ndi
 
 from unet_repro.metrics import ctc
 
@@ -208,3 +209,18 @@ def test_equals_py_ctcmetrics_on_real_silver_truth(shared_data, tmp_path, datase
     ours = ctc.evaluate_sequence_seg(res_dir, gt_dir)
     assert 0.5 < ours < 1.0
     assert ours == official_seg(res_dir, gt_dir)
+
+
+def test_dense_and_sorted_contingency_agree(monkeypatch):
+    """matched_jaccards: the dense table (small labels) and the sorted one give the same."""
+    import unet_repro.metrics.ctc as ctc
+
+    rng = np.random.default_rng(3)
+    gt = rng.integers(0, 6, (40, 50)) * (rng.random((40, 50)) < 0.9)
+    res = ndi.label(rng.random((40, 50)) < 0.6)[0]
+    gt[:20, :20], res[:20, :20] = 7, 900  # a sure match with large label values
+    dense = ctc.matched_jaccards(gt, res)
+    monkeypatch.setattr(ctc, "_DENSE_MAX", 0)
+    sorted_ = ctc.matched_jaccards(gt, res)
+    assert dense[1] == sorted_[1] and len(dense[0]) > 0
+    np.testing.assert_array_equal(dense[0], sorted_[0])

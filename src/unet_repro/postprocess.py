@@ -30,7 +30,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import expand_labels, relabel_sequential, watershed
 
-from .metrics.ctc import instances_from_probability
+from .metrics.ctc import instances_from_probability, matched_jaccards
 
 _CROSS = ndi.generate_binary_structure(2, 1)
 
@@ -97,22 +97,6 @@ def fill_label_holes(labels: np.ndarray) -> np.ndarray:
     out = lab.copy()
     out[holes > 0] = fill[holes[holes > 0]]
     return out
-
-
-def _seg_sum(truth: np.ndarray, res: np.ndarray) -> float:
-    """Σ of the matched Jaccard indices of one frame (as
-    :func:`unet_repro.metrics.ctc.matched_jaccards`), by a dense contingency table: fast for
-    the small label values of these images."""
-    g = truth.ravel().astype(np.int64)
-    r = res.ravel().astype(np.int64)
-    ng, nr = int(g.max()) + 1, int(r.max()) + 1
-    table = np.bincount(g * nr + r, minlength=ng * nr).reshape(ng, nr)
-    size_g, size_r = table.sum(1), table.sum(0)
-    inter = table[1:, 1:]
-    match = 2 * inter > size_g[1:, None]  # at most one match per ground-truth object
-    gi, ri = np.nonzero(match)
-    i = inter[gi, ri]
-    return float(np.sum(i / (size_g[1:][gi] + size_r[1:][ri] - i)))
 
 
 def segment(
@@ -183,7 +167,7 @@ def select_postprocessing(
     n_gt = sum(int(np.count_nonzero(np.unique(t))) for t in truths)
     if n_gt == 0:
         raise ValueError("the truths hold no object: nothing to choose the settings on")
-    # consecutive ground-truth labels keep the contingency tables of _seg_sum small
+    # consecutive ground-truth labels keep matched_jaccards' contingency tables small
     truths = [relabel_sequential(np.asarray(t))[0] for t in truths]
     totals: dict[tuple, float] = {}
     for threshold, mask_threshold, min_size in itertools.product(
@@ -201,7 +185,7 @@ def select_postprocessing(
                 nearest = lab[tuple(idx)]
                 for expand in grid["expand"]:
                     res = np.where(dist <= expand, nearest, 0) if expand else lab
-                    sums[expand] += _seg_sum(truth, res)
+                    sums[expand] += float(np.sum(matched_jaccards(truth, res)[0]))
             for expand, total in sums.items():
                 totals[(threshold, mask_threshold, min_size, expand, fill)] = total / n_gt
     rows = [dict(zip(KEYS, key, strict=True), seg=seg) for key, seg in totals.items()]

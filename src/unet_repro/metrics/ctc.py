@@ -45,6 +45,9 @@ __all__ = [
 ]
 
 
+_DENSE_MAX = 1 << 24  # entries of the dense contingency table of matched_jaccards
+
+
 def _check_label_image(a: np.ndarray, what: str) -> np.ndarray:
     a = np.asarray(a)
     if a.ndim != 2:
@@ -80,6 +83,14 @@ def matched_jaccards(gt: np.ndarray, res: np.ndarray) -> tuple[np.ndarray, int]:
         raise ValueError(f"gt shape {gt.shape} and res shape {res.shape} differ")
     g = gt.ravel().astype(np.int64)
     r = res.ravel().astype(np.int64)
+    ng, nr = int(g.max(initial=0)) + 1, int(r.max(initial=0)) + 1
+    if ng * nr <= _DENSE_MAX:  # small label values: a dense contingency table, no sorting
+        table = np.bincount(g * nr + r, minlength=ng * nr).reshape(ng, nr)
+        size_g, size_r = table.sum(1), table.sum(0)
+        inter = table[1:, 1:]
+        gi, ri = np.nonzero(2 * inter > size_g[1:, None])  # row-major: by ground-truth label
+        i = inter[gi, ri]
+        return i / (size_g[1:][gi] + size_r[1:][ri] - i), int(np.count_nonzero(size_g[1:]))
     gt_ids, g_idx = np.unique(g, return_inverse=True)
     res_ids, r_idx = np.unique(r, return_inverse=True)
     n_gt = int(np.count_nonzero(gt_ids))
