@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--sequence", required=True)
     parser.add_argument("--split", required=True)
+    parser.add_argument("--seed", type=int, default=None, help="the model's training seed")
     parser.add_argument("--config-name", required=True)
     parser.add_argument(
         "--crosscheck",
@@ -102,6 +103,7 @@ def main() -> None:
             "dataset": args.dataset,
             "sequence": args.sequence,
             "split": args.split,
+            "seed": args.seed,
             "config": args.config_name,
             "seg": seg,
             "seg_py_ctcmetrics": official,

@@ -31,6 +31,7 @@ def main() -> None:
     )
     parser.add_argument("--radius", type=int, default=20, help="warping-error radius")
     parser.add_argument("--split", required=True)
+    parser.add_argument("--seed", type=int, default=None, help="the model's training seed")
     parser.add_argument("--config-name", required=True)
     parser.add_argument("--out-csv", type=Path, required=True)
     parser.add_argument("--out-json", type=Path, required=True)
@@ -56,6 +57,7 @@ def main() -> None:
     summary = {
         "dataset": "isbi2012",
         "split": args.split,
+        "seed": args.seed,
         "config": args.config_name,
         "heldout_slices": indices,
     }

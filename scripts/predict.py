@@ -34,7 +34,16 @@ def main() -> None:
         help="CTC: only the annotated frames (those with gold truth), in their order",
     )
     parser.add_argument("--tile-size", type=int, required=True, help="network input tile size")
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    parser.add_argument(
+        "--amp", action="store_true", help="CUDA only: bfloat16 autocast (default: float32)"
+    )
+    parser.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="CUDA only: NHWC memory format for the model and tiles (default: on)",
+    )
     parser.add_argument("--transforms", nargs="*", default=["identity"], help="test-time averaging")
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=None)
@@ -63,12 +72,15 @@ def main() -> None:
     names = args.transforms[0] if len(args.transforms) == 1 else args.transforms  # a set name
     transforms = resolve_transforms(names)
     log.info(
-        "%d images %s, tile %d, transforms %s, %s",
+        "%d images %s, tile %d, batch %d, transforms %s, %s%s%s",
         len(images),
         images.shape[1:],
         args.tile_size,
+        args.batch_size,
         transforms,
         device,
+        ", bf16 autocast" if args.amp and device.startswith("cuda") else "",
+        ", channels-last" if args.channels_last and device.startswith("cuda") else "",
     )
     t0 = time.perf_counter()
     probs = predict_volume(
@@ -79,6 +91,8 @@ def main() -> None:
         args.batch_size,
         device,
         progress=lambda done, total: log.info("image %d/%d", done, total),
+        amp=args.amp,
+        channels_last=args.channels_last,
     )
     write_tiff(args.out, probs.astype(np.float32), None if args.uncompressed else "zlib")
     log.info("wrote %s in %.1f s", args.out, time.perf_counter() - t0)

@@ -21,6 +21,8 @@ SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
         ("null", {"type": ["string", "null"]}, None),
         ("../shared/data", {"type": ["string", "null"]}, "../shared/data"),
         ("[a, b]", {"type": "array"}, ["a", "b"]),
+        ("[0, 7]", {"type": "array", "items": {"type": "integer"}}, [0, 7]),
+        (["0", "7"], {"type": "array", "items": {"type": "integer"}}, [0, 7]),
     ],
 )
 def test_coerce_value(value, schema, expected):

@@ -264,6 +264,33 @@ def test_averaging_matches_definition_on_non_square_image():
     )
 
 
+def test_transformed_copies_are_batched_together(monkeypatch):
+    """The tiles of all transformed copies share forward passes; the batch size (1 tile, a
+    mix of copies, all at once) does not change the result."""
+    net = small_net(depth=2)
+    image = random_image((50, 70))  # 60 tiles: stride 20 -> 3 x 4 tiles per copy
+    sizes = []
+    forward = net.forward
+    monkeypatch.setattr(net, "forward", lambda x: sizes.append(len(x)) or forward(x))
+    names = ["identity", "rot90", "flip_ud"]
+    a = predict_averaged(net, image, names, 60, batch_size=5)
+    assert sizes == [5] * 7 + [1]  # 36 tiles of 3 copies
+    b = predict_averaged(net, image, names, 60, batch_size=1)
+    c = predict_averaged(net, image, names, 60, batch_size=100)
+    np.testing.assert_allclose(a, b, atol=ATOL, rtol=0)
+    np.testing.assert_allclose(a, c, atol=ATOL, rtol=0)
+
+
+def test_gpu_settings_are_ignored_on_cpu():
+    net = small_net(depth=2)
+    image = random_image((40, 56))
+    plain = predict_averaged(net, image, "flips", 60, amp=False, channels_last=False)
+    np.testing.assert_array_equal(
+        predict_averaged(net, image, "flips", 60, amp=True, channels_last=True), plain
+    )
+    assert all(p.is_contiguous() for p in net.parameters())  # NCHW kept on the CPU
+
+
 def test_full_dihedral_averaging_is_equivariant():
     net = small_net(depth=2)
     image = random_image((40, 56))

@@ -156,3 +156,81 @@ def test_table2_postprocessing_column():
     assert table2_rows(differ)[-1]["thresholds"] == (
         "PhC-U373: p > 0.5, min 30 px; DIC-HeLa: p > 0.5, +2 px, holes filled"
     )
+
+
+def _isbi(split, seed, w, r, p):
+    return {
+        **OURS1,
+        "split": split,
+        "seed": seed,
+        "warping_error": w,
+        "rand_error": r,
+        "pixel_error": p,
+    }
+
+
+def test_seeds_give_a_row_each_then_mean_and_sample_sd():
+    import statistics
+
+    values = {  # (split, seed): rand error
+        ("fold0", 0): 0.10,
+        ("fold0", 1): 0.14,
+        ("fold0", 2): 0.09,
+        ("fold1", 0): 0.20,
+        ("fold1", 1): 0.16,
+        ("fold1", 2): 0.25,
+    }
+    ours = [_isbi(s, k, 0.001 * (k + 1), v, 0.05) for (s, k), v in values.items()]
+    rows = [r for r in table1_rows(ours) if r["source"] == "ours"]
+    assert [r["seed"] for r in rows[:6]] == [0, 1, 2, 0, 1, 2]
+    per_split = [r for r in rows if r["name"].endswith("mean over seeds)")]
+    assert [r["split"] for r in per_split] == ["fold0", "fold1"]
+    for row in per_split:
+        mine = [v for (s, _), v in values.items() if s == row["split"]]
+        assert row["rand_error"] == pytest.approx(statistics.mean(mine))
+        assert row["rand_error_sd"] == pytest.approx(statistics.stdev(mine))  # n - 1
+        assert row["seed"] == "mean ± sd of 3"
+    overall = rows[-1]
+    assert overall["split"] == "mean of 2 splits"
+    per_seed_means = [(values[("fold0", k)] + values[("fold1", k)]) / 2 for k in range(3)]
+    assert overall["rand_error"] == pytest.approx(statistics.mean(per_seed_means))
+    assert overall["rand_error_sd"] == pytest.approx(statistics.stdev(per_seed_means))
+    assert overall["pixel_error_sd"] == pytest.approx(0.0)
+    text = to_markdown(rows, TABLE1_COLUMNS, {"rand_error": 4})
+    sd0 = statistics.stdev([0.10, 0.14, 0.09])
+    assert f"{statistics.mean([0.10, 0.14, 0.09]):.4f} ± {sd0:.4f}" in text
+    assert r"$\pm$" in to_latex(rows, TABLE1_COLUMNS, {}, "c")
+
+
+def test_one_seed_has_no_sd_and_csv_has_sd_columns(tmp_path):
+    ours = [_isbi("fold0", 0, 0.001, 0.1, 0.05), _isbi("fold1", 0, 0.002, 0.2, 0.06)]
+    rows = table1_rows(ours)
+    assert not any(r["name"].endswith("mean over seeds)") for r in rows)
+    assert rows[-1]["split"] == "mean of 2 splits" and rows[-1]["rand_error_sd"] is None
+    assert "±" not in to_markdown(rows, TABLE1_COLUMNS, {})
+    metrics = ("warping_error", "rand_error", "pixel_error")
+    write_table(rows, TABLE1_COLUMNS, {}, "c", tmp_path / "t1", metrics)
+    table = list(csv.DictReader(io.StringIO((tmp_path / "t1.csv").read_text())))
+    assert list(table[0])[-3:] == ["warping_error_sd", "rand_error_sd", "pixel_error_sd"]
+    assert float(table[-1]["rand_error"]) == pytest.approx(0.15)
+    assert table[-1]["rand_error_sd"] == "" and table[-2]["seed"] == "0"
+
+
+def test_table2_seeds_per_test_sequence():
+    ours = [
+        {
+            "dataset": d,
+            "split": "train01",
+            "sequence": "02",
+            "seed": k,
+            "config": "q",
+            "seg": seg,
+            "threshold": 0.5,
+        }
+        for d, base in (("PhC-C2DH-U373", 0.8), ("DIC-C2DH-HeLa", 0.6))
+        for k, seg in enumerate((base, base + 0.02, base - 0.01))
+    ]
+    rows = [r for r in table2_rows(ours) if r["source"] == "ours"]
+    assert len(rows) == 4  # 3 seeds, then their mean (one split: no mean over splits)
+    assert rows[-1]["PhC-U373"] == pytest.approx(0.80333333)
+    assert rows[-1]["DIC-HeLa_sd"] == pytest.approx(0.015275252)

@@ -180,6 +180,15 @@ def test_workers_do_not_change_the_result(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_gpu_settings_do_not_change_the_cpu_result(tmp_path):
+    """amp and channels_last act on CUDA only; prefetch_factor only schedules the workers."""
+    cfg = {**TINY, "iterations": 4, "amp": False, "channels_last": False}
+    a = run(tmp_path / "a", cfg).state_dict()
+    gpu = {"amp": True, "channels_last": True, "workers": 1, "prefetch_factor": 1}
+    b = run(tmp_path / "b", {**cfg, **gpu}).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_failed_checkpoint_write_leaves_previous_checkpoint(tmp_path, monkeypatch):
     cfg = {**TINY, "checkpoint_every": 1}
     run(tmp_path, cfg, stop_after=2)

@@ -67,13 +67,47 @@ def test_overlapping_split_stops_naming_it(tmp_path):
 def test_only_the_whole_data_model_submits(tmp_path, mirror):
     cfg = ["--configfile", str(REPO / "config" / "test.yaml"), "--config", f"mirror={mirror}"]
     out = snakemake(tmp_path, "-n", "-p", *cfg).stdout
-    assert "results/submission/isbi2012/all/test-volume.tif" in out
-    assert "results/models/isbi2012/all/model.pt" in out and out.count("--uncompressed") == 1
+    assert "results/submission/isbi2012/all/seed0/test-volume.tif" in out
+    assert "results/models/isbi2012/all/seed0/model.pt" in out
+    assert out.count("--uncompressed") == 1
     assert "submission/isbi2012/hold4-5" not in out
     assert "scores/isbi2012/all" not in out and "fig4_isbi2012_all" not in out
     # no test volume wanted (no mirror): no whole-data model either
     out = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "test.yaml")).stdout
     assert "models/isbi2012/all" not in out and "models/isbi2012/hold4-5" in out
+
+
+def _jobs(out: str) -> dict[str, int]:
+    """Job counts of a dry run's "Job stats" table."""
+    table = out.split("Job stats:")[1].split("total")[0]
+    rows = [line.split() for line in table.splitlines()]
+    return {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[1].isdigit()}
+
+
+def test_one_model_per_split_and_seed(tmp_path):
+    quick = ["--configfile", str(REPO / "config" / "quick.yaml")]
+    one = _jobs(snakemake(tmp_path, "-n", *quick).stdout)
+    assert one["train"] == 3  # ISBI fold4, U373 train01, HeLa train01 (no test volume: no `all`)
+    out = snakemake(tmp_path, "-n", "-p", *quick, "--config", "seeds=[0,7]").stdout
+    assert _jobs(out)["train"] == 6 and _jobs(out)["tables"] == 1
+    for seed in (0, 7):
+        assert f"results/models/isbi2012/fold4/seed{seed}/model.pt" in out
+        assert f"results/scores/DIC-C2DH-HeLa/train01/seed{seed}/02.seg.json" in out
+        assert f'"seed": {seed}' in out  # the training settings carry the model's seed
+    assert "fig4_isbi2012_fold4_seed0.png" in out and "fig4_isbi2012_fold4_seed7" not in out
+    paper = _jobs(
+        snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "config.yaml")).stdout
+    )
+    assert paper["train"] == 27  # 9 held-out splits x 3 seeds
+
+
+def test_train_seed_key_points_to_seeds(tmp_path):
+    cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    cfg["train"]["seed"] = 3
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "old.yaml"), check=False)
+    assert proc.returncode != 0
+    assert "train.seed is replaced by the top-level list `seeds`" in proc.stdout + proc.stderr
 
 
 def test_weight_maps_run_on_synthetic_mirror(tmp_path, mirror):
@@ -133,9 +167,9 @@ def test_whole_chain_on_synthetic_mirror(tmp_path, mirror):
     snakemake(tmp_path, *cfg)
     res = tmp_path / "results"
     table1 = (res / "tables" / "table1.csv").read_text().splitlines()
-    assert table1[0].startswith("name,source,split,config,warping_error")
+    assert table1[0].startswith("name,source,split,seed,config,warping_error")
     ours = [line for line in table1 if ",ours," in line]
-    assert len(ours) == 1 and ",hold4-5,test," in ours[0]
+    assert len(ours) == 1 and ",hold4-5,0,test," in ours[0]
     table2 = (res / "tables" / "table2.csv").read_text()
     assert "train01 (test 02)" in table2 and "0.9203" in table2
     for ext in ("md", "tex"):

@@ -27,7 +27,13 @@ def _types(schema: dict) -> list[str]:
 
 
 def coerce_value(value, schema: dict):
-    """Convert a string ``value`` to the type ``schema`` asks for; leave others alone."""
+    """Convert a string ``value`` to the type ``schema`` asks for; leave others alone.
+
+    The items of a list (given as a list, or as YAML text like ``[0,7]``) are converted to the
+    schema's ``items`` type (``--config seeds=[0,7]`` arrives as ``["0", "7"]``).
+    """
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [coerce_value(v, schema["items"]) for v in value]
     if not isinstance(value, str):
         return value
     types = _types(schema)
@@ -48,7 +54,9 @@ def coerce_value(value, schema: dict):
             pass
     if "array" in types or "object" in types:
         parsed = yaml.safe_load(text)
-        if isinstance(parsed, list | dict):
+        if isinstance(parsed, list):
+            return coerce_value(parsed, schema)
+        if isinstance(parsed, dict):
             return parsed
     return value
 

@@ -166,6 +166,9 @@ def predict_tiled(
     tile_size: int,
     batch_size: int = 4,
     device: str | torch.device = "cpu",
+    *,
+    amp: bool = False,
+    channels_last: bool = True,
 ) -> np.ndarray:
     """Softmax probabilities for a whole image by the overlap-tile strategy.
 
@@ -188,54 +191,118 @@ def predict_tiled(
         Tiles per forward pass.
     device : str or torch.device
         Where to run the network.
+    amp : bool, keyword-only
+        CUDA only (ignored on the CPU): run the network under bfloat16 autocast (bfloat16
+        operands, float32 accumulation; the softmax is float32). Faster, about 3 significant
+        digits per operand: probabilities differ from float32 by about 1e-3.
+    channels_last : bool, keyword-only
+        CUDA only (ignored on the CPU): the model (in place) and the tiles in the NHWC memory
+        format, native to cuDNN's tensor-core convolutions. Same arithmetic.
 
     Returns
     -------
     ndarray, shape (K, H, W), float32
         Per-pixel class probabilities (softmax over the K classes).
     """
+    return _predict_many(
+        model, [image], tile_size, batch_size, device, amp=amp, channels_last=channels_last
+    )[0]
+
+
+def _predict_many(
+    model: nn.Module,
+    images: Sequence[np.ndarray],
+    tile_size: int,
+    batch_size: int,
+    device: str | torch.device,
+    *,
+    amp: bool,
+    channels_last: bool,
+) -> list[np.ndarray]:
+    """:func:`predict_tiled` of several images, their tiles batched together.
+
+    The tiles of all images form one queue cut into forward passes of ``batch_size`` tiles, so
+    e.g. the 7 transformed copies of a test-time average fill whole batches. Each tile's output
+    does not depend on the other tiles of its batch (eval mode: no batch statistics), so the
+    result is that of predicting the images one by one. On CUDA the next batch is cut, pinned and
+    sent while the previous one is computed and copied back (one batch in flight).
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     depth = _depth(model)
     config = getattr(model, "config", {})
-    x = _as_chw(image, config.get("in_channels"))
+    arrays = [_as_chw(image, config.get("in_channels")) for image in images]
     n = check_input_size(tile_size, depth)
     out = output_size(n, depth)
     m = margin(depth)
     stride = tile_stride(n, depth)
-    _, h, w = x.shape
-    ny, nx = math.ceil(h / stride), math.ceil(w / stride)
-    bottom = (ny - 1) * stride + n - m - h
-    right = (nx - 1) * stride + n - m - w
-    padded = mirror_pad(x, ((m, bottom), (m, right)))
-    origins = [(iy * stride, ix * stride) for iy in range(ny) for ix in range(nx)]
+    padded, jobs = [], []  # jobs: (image, tile row origin, tile column origin)
+    for k, x in enumerate(arrays):
+        _, h, w = x.shape
+        ny, nx = math.ceil(h / stride), math.ceil(w / stride)
+        bottom = (ny - 1) * stride + n - m - h
+        right = (nx - 1) * stride + n - m - w
+        padded.append(mirror_pad(x, ((m, bottom), (m, right))))
+        jobs += [(k, iy * stride, ix * stride) for iy in range(ny) for ix in range(nx)]
 
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    memory_format = torch.channels_last if channels_last and cuda else None
     param = next(model.parameters(), None)
     dtype = param.dtype if param is not None else torch.float32
     was_training = model.training
     model.to(device)
+    if memory_format is not None:
+        model.to(memory_format=memory_format)
     model.eval()
-    result: np.ndarray | None = None
+    results: list[np.ndarray | None] = [None] * len(arrays)
+
+    def launch(chunk):
+        batch = torch.from_numpy(
+            np.stack([padded[k][:, y : y + n, x0 : x0 + n] for k, y, x0 in chunk])
+        )
+        if cuda:
+            batch = batch.pin_memory()  # an asynchronous copy: no wait for the batch in flight
+        x = batch.to(device=device, dtype=dtype, non_blocking=True)
+        if memory_format is not None:
+            x = x.contiguous(memory_format=memory_format)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and cuda):
+            logits = model(x)
+        if logits.shape[-2:] != (out, out):
+            raise ValueError(f"model output {tuple(logits.shape[-2:])} != expected {(out, out)}")
+        probs = torch.softmax(logits.float(), dim=1).contiguous()
+        if not cuda:
+            return chunk, probs.to("cpu", torch.float32), None
+        host = torch.empty(probs.shape, dtype=torch.float32, pin_memory=True)
+        host.copy_(probs, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        return chunk, host, done
+
+    def collect(chunk, host, done) -> None:
+        if done is not None:
+            done.synchronize()
+        for (k, y, x0), p in zip(chunk, host.numpy(), strict=True):
+            _, h, w = arrays[k].shape
+            if results[k] is None:
+                results[k] = np.empty((p.shape[0], h, w), dtype=np.float32)
+            hh, ww = min(stride, h - y), min(stride, w - x0)
+            results[k][:, y : y + hh, x0 : x0 + ww] = p[:, :hh, :ww]
+
     try:
         with torch.no_grad():
-            for start in range(0, len(origins), batch_size):
-                chunk = origins[start : start + batch_size]
-                batch = np.stack([padded[:, y : y + n, x0 : x0 + n] for y, x0 in chunk])
-                logits = model(torch.from_numpy(batch).to(device=device, dtype=dtype))
-                if logits.shape[-2:] != (out, out):
-                    raise ValueError(
-                        f"model output {tuple(logits.shape[-2:])} != expected {(out, out)}"
-                    )
-                probs = torch.softmax(logits, dim=1).to("cpu", torch.float32).numpy()
-                if result is None:
-                    result = np.empty((probs.shape[1], h, w), dtype=np.float32)
-                for (y, x0), p in zip(chunk, probs, strict=True):
-                    hh, ww = min(stride, h - y), min(stride, w - x0)
-                    result[:, y : y + hh, x0 : x0 + ww] = p[:, :hh, :ww]
+            pending = None
+            for start in range(0, len(jobs), batch_size):
+                current = launch(jobs[start : start + batch_size])
+                if pending is not None:
+                    collect(*pending)
+                pending = current
+            if pending is not None:
+                collect(*pending)
     finally:
         model.train(was_training)
-    assert result is not None
-    return result
+    assert all(r is not None for r in results)
+    return results  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,16 +415,22 @@ def predict_averaged(
     tile_size: int,
     batch_size: int = 4,
     device: str | torch.device = "cpu",
+    *,
+    amp: bool = False,
+    channels_last: bool = True,
 ) -> np.ndarray:
     """Softmax probabilities averaged over transformed copies of the image.
 
     ``mean over t of t.inverse(predict_tiled(model, t.forward(image)))``. Transforms that swap the
     axes (``rot90``, ``rot270``, ``transpose``, ``antitranspose``) change the shape of
-    non-square images; each prediction is mapped back before averaging.
+    non-square images; each prediction is mapped back before averaging. The tiles of all
+    transformed copies are batched together (e.g. 7 copies x 4 tiles of a 512 x 512 slice with
+    572 tiles = 28 tiles, in forward passes of ``batch_size``); the result is the same as
+    predicting the copies one by one.
 
     Parameters
     ----------
-    model, tile_size, batch_size, device
+    model, tile_size, batch_size, device, amp, channels_last
         As for :func:`predict_tiled`.
     image : ndarray, shape (H, W) or (C, H, W)
     transforms : str, sequence of str or None
@@ -369,11 +442,14 @@ def predict_averaged(
     ndarray, shape (K, H, W), float32
     """
     names = resolve_transforms(transforms)
+    image = np.asarray(image, dtype=np.float32)
+    moved = [np.ascontiguousarray(TRANSFORMS[name].forward(image)) for name in names]
+    predictions = _predict_many(
+        model, moved, tile_size, batch_size, device, amp=amp, channels_last=channels_last
+    )
     total: np.ndarray | None = None
-    for name in names:
-        t = TRANSFORMS[name]
-        moved = np.ascontiguousarray(t.forward(np.asarray(image, dtype=np.float32)))
-        probs = t.inverse(predict_tiled(model, moved, tile_size, batch_size, device))
+    for name, prediction in zip(names, predictions, strict=True):
+        probs = TRANSFORMS[name].inverse(prediction)
         total = probs.astype(np.float64) if total is None else total + probs
     assert total is not None
     return (total / len(names)).astype(np.float32)
@@ -388,12 +464,15 @@ def predict_volume(
     device: str | torch.device = "cpu",
     progress: Callable[[int, int], None] | None = None,
     class_index: int = 1,
+    *,
+    amp: bool = False,
+    channels_last: bool = True,
 ) -> np.ndarray:
     """Probability of class ``class_index`` (foreground) for every slice of a stack.
 
     Parameters
     ----------
-    model, tile_size, transforms, batch_size, device
+    model, tile_size, transforms, batch_size, device, amp, channels_last
         As for :func:`predict_averaged`.
     images : ndarray, shape (N, H, W)
         Stack of single-channel images.
@@ -411,7 +490,16 @@ def predict_volume(
         raise ValueError(f"images must be (N, H, W), got shape {images.shape}")
     result = np.empty(images.shape, dtype=np.float32)
     for i, image in enumerate(images):
-        probs = predict_averaged(model, image, transforms, tile_size, batch_size, device)
+        probs = predict_averaged(
+            model,
+            image,
+            transforms,
+            tile_size,
+            batch_size,
+            device,
+            amp=amp,
+            channels_last=channels_last,
+        )
         result[i] = probs[class_index]
         if progress is not None:
             progress(i + 1, len(images))

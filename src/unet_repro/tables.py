@@ -2,11 +2,18 @@
 
 The paper's rows are those of ``shared/docs/reference.md`` (the challenges' leaderboards of
 2015, evaluated on the secret test labels). Our rows are held-out evaluations on the public
-training data and are named as such, with their split, configuration and thresholds.
+training data and are named as such, with their split, seed, configuration and thresholds.
+
+Several seeds (``seeds`` in the configuration) give one row per split and seed, then per split
+a row with the mean and the sample standard deviation over the seeds (``<metric>_sd`` in the
+CSV, "mean ± sd" in Markdown and LaTeX), and per configuration the mean over splits, whose
+standard deviation is that of the per-seed means over splits (how much the configuration's
+headline number moves with the seed).
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,23 +42,35 @@ TABLE1_COLUMNS = [
     "name",
     "source",
     "split",
+    "seed",
     "config",
     "warping_error",
     "rand_error",
     "pixel_error",
     "thresholds",
 ]
-TABLE2_COLUMNS = ["name", "source", "split", "config", "PhC-U373", "DIC-HeLa", "thresholds"]
+TABLE2_COLUMNS = [
+    "name",
+    "source",
+    "split",
+    "seed",
+    "config",
+    "PhC-U373",
+    "DIC-HeLa",
+    "thresholds",
+]
+TABLE1_METRICS = ("warping_error", "rand_error", "pixel_error")
+TABLE2_METRICS = ("PhC-U373", "DIC-HeLa")
 
 
 def table1_rows(ours: Sequence[dict]) -> list[dict]:
     """Paper rows followed by ours.
 
-    ``ours``: dicts with ``split``, ``config`` and, per metric ``m`` in warping_error,
-    rand_error, pixel_error, ``m`` (best value) and ``m_threshold``.
+    ``ours``: dicts with ``split``, ``config``, ``seed`` (optional) and, per metric ``m`` in
+    warping_error, rand_error, pixel_error, ``m`` (best value) and ``m_threshold``.
     """
     rows = [
-        dict(zip(TABLE1_COLUMNS, (n, "paper", "challenge test", "", w, r, p, ""), strict=True))
+        dict(zip(TABLE1_COLUMNS, (n, "paper", "challenge test", "", "", w, r, p, ""), strict=True))
         for n, w, r, p in PAPER_TABLE1
     ]
     for s in ours:
@@ -63,6 +82,7 @@ def table1_rows(ours: Sequence[dict]) -> list[dict]:
                 "name": "u-net (this reproduction, held-out)",
                 "source": "ours",
                 "split": s["split"],
+                "seed": s.get("seed"),
                 "config": s["config"],
                 "warping_error": s["warping_error"],
                 "rand_error": s["rand_error"],
@@ -70,32 +90,80 @@ def table1_rows(ours: Sequence[dict]) -> list[dict]:
                 "thresholds": f"w/R/p {ths}",
             }
         )
-    return rows + _mean_rows(rows, ("warping_error", "rand_error", "pixel_error"))
+    return rows + summary_rows(rows, TABLE1_METRICS)
 
 
-def _mean_rows(rows: Sequence[dict], columns: Sequence[str], unit: str = "splits") -> list[dict]:
-    """One 'mean' row per configuration that has more than one of our rows.
+def _mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (None for no values / for fewer than two)."""
+    if not values:
+        return None, None
+    mean = sum(values) / len(values)
+    return mean, (statistics.stdev(values) if len(values) > 1 else None)
 
-    Each column averages the rows that have a value for it (None when none has); the
-    ``split`` cell counts them: "mean of 2 splits", or per column where the counts differ
-    ("mean of held-out sequences (PhC-U373: 2, DIC-HeLa: 1)").
+
+def _count_label(counts: dict[str, int], unit: str) -> str:
+    if len(set(counts.values())) == 1:
+        return f"mean of {next(iter(counts.values()))} {unit}"
+    return f"mean of {unit} (" + ", ".join(f"{c}: {n}" for c, n in counts.items()) + ")"
+
+
+def summary_rows(rows: Sequence[dict], columns: Sequence[str], unit: str = "splits") -> list[dict]:
+    """Mean rows of our rows, per configuration.
+
+    Our rows are one per split (or split and test sequence) and seed. With several seeds, each
+    split gets a row with the mean and the sample standard deviation (``<column>_sd``) over its
+    seeds. With several splits, the configuration gets a row with the mean over splits; its
+    ``<column>_sd`` is the sample standard deviation over seeds of each seed's mean over splits
+    (defined when every seed has a value for that column). Each column averages the rows that
+    have a value for it (None when none has); the ``split`` cell counts them: "mean of 2
+    splits", or per column where the counts differ ("mean of held-out sequences (PhC-U373: 2,
+    DIC-HeLa: 1)"); the ``seed`` cell says how many seeds.
     """
     out = []
-    for config in dict.fromkeys(r["config"] for r in rows if r["source"] == "ours"):
-        mine = [r for r in rows if r["source"] == "ours" and r["config"] == config]
-        if len(mine) < 2:
+    ours = [r for r in rows if r["source"] == "ours"]
+    for config in dict.fromkeys(r["config"] for r in ours):
+        mine = [r for r in ours if r["config"] == config]
+        seeds = list(dict.fromkeys(r.get("seed") for r in mine))
+        split_names = list(dict.fromkeys(r["split"] for r in mine))
+        seed_cell = f"mean ± sd of {len(seeds)}" if len(seeds) > 1 else ""
+        if len(seeds) > 1:
+            for name in split_names:
+                group = [r for r in mine if r["split"] == name]
+                if len(group) < 2:
+                    continue
+                row = {
+                    "name": "u-net (this reproduction, held-out, mean over seeds)",
+                    "source": "ours",
+                    "split": name,
+                    "seed": f"mean ± sd of {len(group)}",
+                    "config": config,
+                    "thresholds": "",
+                }
+                for c in columns:
+                    row[c], row[c + "_sd"] = _mean_sd([r[c] for r in group if r[c] is not None])
+                out.append(row)
+        if len(split_names) < 2:
             continue
-        mean = {"name": "u-net (this reproduction, held-out, mean)", "source": "ours"}
+        mean = {
+            "name": "u-net (this reproduction, held-out, mean)",
+            "source": "ours",
+            "seed": seed_cell,
+            "config": config,
+            "thresholds": "",
+        }
         counts = {}
         for c in columns:
+            per_seed = []
+            for seed in seeds:
+                values = [r[c] for r in mine if r.get("seed") == seed and r[c] is not None]
+                if values:
+                    per_seed.append(sum(values) / len(values))
             values = [r[c] for r in mine if r[c] is not None]
             mean[c] = sum(values) / len(values) if values else None
-            counts[c] = len(values)
-        if len(set(counts.values())) == 1:
-            label = f"mean of {counts[columns[0]]} {unit}"
-        else:
-            label = f"mean of {unit} (" + ", ".join(f"{c}: {n}" for c, n in counts.items()) + ")"
-        mean.update(split=label, config=config, thresholds="")
+            complete = len(per_seed) == len(seeds) > 1
+            mean[c + "_sd"] = statistics.stdev(per_seed) if complete else None
+            counts[c] = len({r["split"] for r in mine if r[c] is not None})
+        mean["split"] = _count_label(counts, unit)
         out.append(mean)
     return out
 
@@ -124,14 +192,14 @@ def table2_rows(ours: Sequence[dict]) -> list[dict]:
     """Paper rows followed by ours.
 
     ``ours``: dicts with ``dataset`` (PhC-C2DH-U373 or DIC-C2DH-HeLa), ``split``,
-    ``sequence`` (the test sequence; optional), ``config``, ``seg``, ``threshold`` and
-    optionally ``min_size``, ``expand``, ``fill_holes``. One row per split, test sequence and
-    configuration, with both datasets' values when both have it; the thresholds column names
-    each dataset's post-processing where the two differ. The same dataset twice under one key
-    is an error (a value would be lost).
+    ``sequence`` (the test sequence; optional), ``seed`` (optional), ``config``, ``seg``,
+    ``threshold`` and optionally ``min_size``, ``expand``, ``fill_holes``. One row per split,
+    test sequence, seed and configuration, with both datasets' values when both have it; the
+    thresholds column names each dataset's post-processing where the two differ. The same
+    dataset twice under one key is an error (a value would be lost).
     """
     rows = [
-        dict(zip(TABLE2_COLUMNS, (n, "paper", "challenge test", "", u, h, ""), strict=True))
+        dict(zip(TABLE2_COLUMNS, (n, "paper", "challenge test", "", "", u, h, ""), strict=True))
         for n, u, h in PAPER_TABLE2
     ]
     column = {"PhC-C2DH-U373": "PhC-U373", "DIC-C2DH-HeLa": "DIC-HeLa"}
@@ -139,13 +207,14 @@ def table2_rows(ours: Sequence[dict]) -> list[dict]:
     post: dict[tuple, dict[str, str]] = {}
     for s in ours:
         sequence = s.get("sequence")
-        key = (s["split"], sequence, s["config"])
+        key = (s["split"], sequence, s.get("seed"), s["config"])
         row = by_key.setdefault(
             key,
             {
                 "name": "u-net (this reproduction, held-out)",
                 "source": "ours",
                 "split": s["split"] if sequence is None else f"{s['split']} (test {sequence})",
+                "seed": s.get("seed"),
                 "config": s["config"],
                 "PhC-U373": None,
                 "DIC-HeLa": None,
@@ -155,7 +224,7 @@ def table2_rows(ours: Sequence[dict]) -> list[dict]:
         if row[column[s["dataset"]]] is not None:
             raise ValueError(
                 f"two scores for {s['dataset']} split {s['split']}, test sequence {sequence},"
-                f" config {s['config']}"
+                f" seed {s.get('seed')}, config {s['config']}"
             )
         row[column[s["dataset"]]] = s["seg"]
         post.setdefault(key, {})[column[s["dataset"]]] = postprocessing(s)
@@ -166,7 +235,7 @@ def table2_rows(ours: Sequence[dict]) -> list[dict]:
         else:
             row["thresholds"] = "; ".join(f"{c}: {texts[c]}" for c in column.values() if c in texts)
     rows += list(by_key.values())
-    return rows + _mean_rows(rows, ("PhC-U373", "DIC-HeLa"), unit="held-out sequences")
+    return rows + summary_rows(rows, TABLE2_METRICS, unit="held-out sequences")
 
 
 def _fmt(value, digits: int) -> str:
@@ -175,6 +244,18 @@ def _fmt(value, digits: int) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def csv_columns(columns: Sequence[str], metrics: Sequence[str]) -> list[str]:
+    """The CSV's columns: ``columns`` and, after them, ``<metric>_sd`` for each metric."""
+    return [*columns, *(m + "_sd" for m in metrics)]
+
+
+def _cell(row: dict, column: str, digits: int) -> str:
+    text = _fmt(row.get(column), digits)
+    if row.get(column + "_sd") is not None:
+        text += f" ± {_fmt(row[column + '_sd'], digits)}"
+    return text
 
 
 def to_csv(rows: Sequence[dict], columns: Sequence[str]) -> str:
@@ -194,7 +275,7 @@ def to_markdown(rows: Sequence[dict], columns: Sequence[str], digits: dict[str, 
     """Rows as a GitHub-flavoured Markdown table."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        cells = [_fmt(row.get(c), digits.get(c, 4)) for c in columns]
+        cells = [_cell(row, c, digits.get(c, 4)) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -212,6 +293,7 @@ def to_latex(
             ("%", r"\%"),
             ("#", r"\#"),
             ("–", "--"),
+            ("±", r"$\pm$"),
         ):
             text = text.replace(a, b)
         return text
@@ -220,7 +302,7 @@ def to_latex(
         r"\begin{table}",
         r"\centering",
         f"\\caption{{{esc(caption)}}}",
-        r"\begin{tabular}{" + "l" * 4 + "r" * (len(columns) - 5) + "l}",
+        r"\begin{tabular}{" + "l" * 5 + "r" * (len(columns) - 6) + "l}",
         r"\toprule",
         " & ".join(esc(c) for c in columns) + r" \\",
         r"\midrule",
@@ -230,16 +312,21 @@ def to_latex(
         if previous == "paper" and row["source"] == "ours":
             out.append(r"\midrule")
         previous = row["source"]
-        out.append(" & ".join(esc(_fmt(row.get(c), digits.get(c, 4))) for c in columns) + r" \\")
+        out.append(" & ".join(esc(_cell(row, c, digits.get(c, 4))) for c in columns) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(out) + "\n"
 
 
-def write_table(rows, columns, digits, caption: str, stem: str | Path) -> list[Path]:
-    """Write ``<stem>.csv``, ``<stem>.md`` and ``<stem>.tex`` atomically."""
+def write_table(
+    rows, columns, digits, caption: str, stem: str | Path, metrics: Sequence[str] = ()
+) -> list[Path]:
+    """Write ``<stem>.csv``, ``<stem>.md`` and ``<stem>.tex`` atomically.
+
+    The CSV has a ``<metric>_sd`` column per metric (empty except in rows over seeds).
+    """
     stem = Path(stem)
     paths = [stem.with_suffix(s) for s in (".csv", ".md", ".tex")]
-    write_text(paths[0], to_csv(rows, columns))
+    write_text(paths[0], to_csv(rows, csv_columns(columns, metrics)))
     write_text(paths[1], f"{caption}\n\n" + to_markdown(rows, columns, digits))
     write_text(paths[2], to_latex(rows, columns, digits, caption))
     return paths

@@ -17,6 +17,11 @@ if "sources" not in config:
     config["sources"] = yaml.safe_load(
         Path(workflow.basedir, "config/sources.yaml").read_text()
     )
+for where in [config.get("train", {}), *config.get("train_overrides", {}).values()]:
+    if isinstance(where, dict) and "seed" in where:
+        raise ValueError(
+            "config: train.seed is replaced by the top-level list `seeds` (one model per seed)"
+        )
 coerce_config(config, Path(workflow.basedir, "workflow/schemas/config.schema.yaml"))
 validate(config, "../schemas/config.schema.yaml")
 if config["mirror"]:
@@ -25,6 +30,7 @@ if config["mirror"]:
 DATASETS = config["datasets"]
 CTC = [d for d in DATASETS if d in CTC_DATASETS]
 SEQUENCES = ["01", "02"]
+SEEDS = config["seeds"]
 # train/test overlap, CTC sequences outside 01/02, empty training sets: stop here, naming the split
 check_splits(config["splits"], ISBI, CTC_DATASETS, SEQUENCES)
 
@@ -35,6 +41,7 @@ wildcard_constraints:
     sequence="01|02|train|test",
     frame="[0-9]+",
     split="[A-Za-z0-9_.-]+",
+    seed="[0-9]+",
 
 
 def script(name):
@@ -141,16 +148,19 @@ def train_inputs(wildcards):
     }
 
 
-def train_config(dataset):
+def train_config(dataset, seed):
+    """Training settings of a dataset (with its overrides) for one seed."""
     cfg = dict(config["train"])
     cfg.update(config["train_overrides"].get(dataset, {}))
+    cfg["seed"] = int(seed)
     return cfg
 
 
 def train_args(wildcards):
+    cfg = train_config(wildcards.dataset, wildcards.seed)
     args = [
         f"--model-config {shlex.quote(json.dumps(config['model']))}",
-        f"--train-config {shlex.quote(json.dumps(train_config(wildcards.dataset)))}",
+        f"--train-config {shlex.quote(json.dumps(cfg))}",
     ]
     if wildcards.dataset == ISBI:
         args.append(f"--indices {split(ISBI, wildcards.split)['train']}")
@@ -173,6 +183,10 @@ def predict_args(dataset):
         f"--batch-size {config['predict']['batch_size']}",
         f"--transforms {' '.join(names)}",
     ]
+    if config["predict"]["amp"]:
+        args.append("--amp")
+    if not config["predict"]["channels_last"]:
+        args.append("--no-channels-last")
     if config["device"] != "auto":
         args.append(f"--device {config['device']}")
     return " ".join(args)
@@ -190,7 +204,9 @@ def ctc_postprocess_input(wildcards):
     if config["evaluate"]["ctc_postprocess"] != "select":
         return {}
     return {
-        "postprocess": f"results/scores/{wildcards.ctc_dataset}/{wildcards.split}/postprocess.json"
+        "postprocess": "results/scores/{ctc_dataset}/{split}/seed{seed}/postprocess.json".format(
+            **wildcards
+        )
     }
 
 
@@ -213,14 +229,19 @@ def ctc_postprocess_args(wildcards, input):
 def isbi_scores_files():
     if ISBI not in DATASETS:
         return []
-    return expand("results/scores/isbi2012/{split}/scores.json", split=splits(ISBI))
+    return expand(
+        "results/scores/isbi2012/{split}/seed{seed}/scores.json",
+        split=splits(ISBI),
+        seed=SEEDS,
+    )
 
 
 def ctc_scores_files():
     return [
-        f"results/scores/{d}/{s}/{seq}.seg.json"
+        f"results/scores/{d}/{s}/seed{seed}/{seq}.seg.json"
         for d in CTC
         for s in splits(d)
+        for seed in SEEDS
         for seq in ctc_test_sequences(d, s)
     ]
 
@@ -241,31 +262,35 @@ def isbi_test_volume_wanted():
 
 
 def evaluation_targets():
+    """Tables (every seed), loss curves (every model), figures (the first seed's models)."""
     files = ["results/tables/table1.csv", "results/tables/table2.csv"]
+    first = SEEDS[0]
     if ISBI in DATASETS:
         files.append("results/figures/isbi_thresholds.png")
-        files += expand("results/figures/fig4_isbi2012_{split}.png", split=splits(ISBI))
+        files += expand(
+            "results/figures/fig4_isbi2012_{split}_seed{seed}.png",
+            split=splits(ISBI),
+            seed=first,
+        )
         if isbi_test_volume_wanted():
-            # only the whole-data models (trained on all slices, as in the paper) submit
+            # only the whole-data models (trained on all slices, as in the paper) submit;
+            # one submission, from the first seed (the challenge scores one)
             for s in submission_splits():
                 files += [
-                    f"results/submission/isbi2012/{s}/test-volume.tif",
-                    f"results/models/isbi2012/{s}/loss.png",
+                    f"results/submission/isbi2012/{s}/seed{first}/test-volume.tif",
+                    f"results/models/isbi2012/{s}/seed{first}/loss.png",
                 ]
     files += [
-        f"results/figures/fig4_{d}_{s}_{seq}.png"
+        f"results/figures/fig4_{d}_{s}_seed{first}_{seq}.png"
         for d in CTC
         for s in splits(d)
         for seq in ctc_test_sequences(d, s)
     ]
-    files += (
-        expand(
-            "results/models/{dataset}/{split}/loss.png",
-            dataset=ISBI,
-            split=splits(ISBI),
-        )
-        if ISBI in DATASETS
-        else []
-    )
-    files += [f"results/models/{d}/{s}/loss.png" for d in CTC for s in splits(d)]
+    held_out = [(ISBI, s) for s in splits(ISBI)] if ISBI in DATASETS else []
+    held_out += [(d, s) for d in CTC for s in splits(d)]
+    files += [
+        f"results/models/{d}/{s}/seed{seed}/loss.png"
+        for d, s in held_out
+        for seed in SEEDS
+    ]
     return files

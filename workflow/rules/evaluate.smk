@@ -6,18 +6,18 @@ rule evaluate_isbi:
     input:
         script=script("evaluate_isbi.py"),
         prepared="results/prepared/isbi2012/train.npz",
-        proposal="results/predictions/isbi2012/{split}/heldout.tif",
+        proposal="results/predictions/isbi2012/{split}/seed{seed}/heldout.tif",
     output:
         csv=report(
-            "results/scores/isbi2012/{split}/per_threshold.csv",
+            "results/scores/isbi2012/{split}/seed{seed}/per_threshold.csv",
             category="ISBI 2012",
-            labels={"split": "{split}", "table": "per threshold"},
+            labels={"split": "{split}", "seed": "{seed}", "table": "per threshold"},
         ),
-        json="results/scores/isbi2012/{split}/scores.json",
+        json="results/scores/isbi2012/{split}/seed{seed}/scores.json",
     log:
-        "logs/evaluate/isbi2012-{split}.log",
+        "logs/evaluate/isbi2012-{split}-seed{seed}.log",
     benchmark:
-        "benchmarks/out/evaluate/isbi2012-{split}.tsv"
+        "benchmarks/out/evaluate/isbi2012-{split}-seed{seed}.tsv"
     conda:
         "../../envs/eval.yaml"
     params:
@@ -25,7 +25,8 @@ rule evaluate_isbi:
         name=config["name"],
     shell:
         "python {input.script} --prepared {input.prepared} --indices {params.indices}"
-        " --proposal {input.proposal} --split {wildcards.split} --config-name {params.name}"
+        " --proposal {input.proposal} --split {wildcards.split} --seed {wildcards.seed}"
+        " --config-name {params.name}"
         " --out-csv {output.csv} --out-json {output.json} 2> {log}"
 
 
@@ -34,7 +35,7 @@ rule select_ctc:
     input:
         script=script("select_ctc.py"),
         predictions=lambda wc: [
-            f"results/predictions/{wc.ctc_dataset}/{wc.split}/annotated-{s}.tif"
+            f"results/predictions/{wc.ctc_dataset}/{wc.split}/seed{wc.seed}/annotated-{s}.tif"
             for s in split(wc.ctc_dataset, wc.split)["train"]
         ],
         prepared=lambda wc: [
@@ -42,10 +43,10 @@ rule select_ctc:
             for s in split(wc.ctc_dataset, wc.split)["train"]
         ],
     output:
-        json="results/scores/{ctc_dataset}/{split}/postprocess.json",
-        csv="results/scores/{ctc_dataset}/{split}/postprocess.csv",
+        json="results/scores/{ctc_dataset}/{split}/seed{seed}/postprocess.json",
+        csv="results/scores/{ctc_dataset}/{split}/seed{seed}/postprocess.csv",
     log:
-        "logs/evaluate/{ctc_dataset}-{split}-select.log",
+        "logs/evaluate/{ctc_dataset}-{split}-seed{seed}-select.log",
     conda:
         "../../envs/eval.yaml"
     params:
@@ -61,13 +62,15 @@ rule evaluate_ctc:
     input:
         unpack(ctc_postprocess_input),
         script=script("evaluate_ctc.py"),
-        prediction="results/predictions/{ctc_dataset}/{split}/{sequence}.tif",
+        prediction="results/predictions/{ctc_dataset}/{split}/seed{seed}/{sequence}.tif",
         root="results/raw/ctc/{ctc_dataset}",
     output:
-        res=directory("results/submission/{ctc_dataset}/{split}/{sequence}_RES"),
-        json="results/scores/{ctc_dataset}/{split}/{sequence}.seg.json",
+        res=directory(
+            "results/submission/{ctc_dataset}/{split}/seed{seed}/{sequence}_RES"
+        ),
+        json="results/scores/{ctc_dataset}/{split}/seed{seed}/{sequence}.seg.json",
     log:
-        "logs/evaluate/{ctc_dataset}-{split}-{sequence}.log",
+        "logs/evaluate/{ctc_dataset}-{split}-seed{seed}-{sequence}.log",
     conda:
         "../../envs/eval.yaml"
     params:
@@ -82,7 +85,7 @@ rule evaluate_ctc:
         "python {input.script} --prediction {input.prediction}"
         " --gt {input.root}/{wildcards.sequence}_GT {params.postprocess}"
         " {params.crosscheck} --dataset {wildcards.ctc_dataset}"
-        " --sequence {wildcards.sequence} --split {wildcards.split}"
+        " --sequence {wildcards.sequence} --split {wildcards.split} --seed {wildcards.seed}"
         " --config-name {params.name} --out-res {output.res} --out-json {output.json} 2> {log}"
 
 
@@ -113,12 +116,13 @@ rule tables:
 
 
 rule figure_isbi_curves:
-    """ISBI metrics against the threshold, every split, beside the paper's values."""
+    """ISBI metrics against the threshold, every split (first seed), beside the paper's values."""
     input:
         script=script("figures_eval.py"),
         csv=expand(
-            "results/scores/isbi2012/{split}/per_threshold.csv",
+            "results/scores/isbi2012/{split}/seed{seed}/per_threshold.csv",
             split=splits(ISBI) if ISBI in DATASETS else [],
+            seed=SEEDS[0],
         ),
     output:
         report(
@@ -140,16 +144,16 @@ rule figure_isbi_curves:
 rule figure4_isbi:
     input:
         script=script("figures_eval.py"),
-        prediction="results/predictions/isbi2012/{split}/heldout.tif",
+        prediction="results/predictions/isbi2012/{split}/seed{seed}/heldout.tif",
         prepared="results/prepared/isbi2012/train.npz",
     output:
         report(
-            "results/figures/fig4_isbi2012_{split}.png",
+            "results/figures/fig4_isbi2012_{split}_seed{seed}.png",
             category="Figures",
-            labels={"figure": "overlay isbi2012 {split}"},
+            labels={"figure": "overlay isbi2012 {split} seed {seed}"},
         ),
     log:
-        "logs/figures/fig4_isbi2012_{split}.log",
+        "logs/figures/fig4_isbi2012_{split}_seed{seed}.log",
     conda:
         "../../envs/eval.yaml"
     params:
@@ -157,27 +161,27 @@ rule figure4_isbi:
     shell:
         "python {input.script} overlay --prediction {input.prediction}"
         " --prepared {input.prepared} --indices {params.indices}"
-        " --title 'isbi2012 {wildcards.split}' --out {output} 2> {log}"
+        " --title 'isbi2012 {wildcards.split} seed {wildcards.seed}' --out {output} 2> {log}"
 
 
 rule figure4_ctc:
     input:
         script=script("figures_eval.py"),
-        prediction="results/predictions/{ctc_dataset}/{split}/{sequence}.tif",
+        prediction="results/predictions/{ctc_dataset}/{split}/seed{seed}/{sequence}.tif",
         root="results/raw/ctc/{ctc_dataset}",
-        scores="results/scores/{ctc_dataset}/{split}/{sequence}.seg.json",
+        scores="results/scores/{ctc_dataset}/{split}/seed{seed}/{sequence}.seg.json",
     output:
         report(
-            "results/figures/fig4_{ctc_dataset}_{split}_{sequence}.png",
+            "results/figures/fig4_{ctc_dataset}_{split}_seed{seed}_{sequence}.png",
             category="Figures",
-            labels={"figure": "overlay {ctc_dataset} {split} {sequence}"},
+            labels={"figure": "overlay {ctc_dataset} {split} seed {seed} {sequence}"},
         ),
     log:
-        "logs/figures/fig4_{ctc_dataset}_{split}_{sequence}.log",
+        "logs/figures/fig4_{ctc_dataset}_{split}_seed{seed}_{sequence}.log",
     conda:
         "../../envs/eval.yaml"
     shell:
         "python {input.script} overlay --prediction {input.prediction}"
         " --gt-root {input.root} --sequence {wildcards.sequence}"
         " --scores {input.scores}"
-        " --title '{wildcards.ctc_dataset} {wildcards.split}' --out {output} 2> {log}"
+        " --title '{wildcards.ctc_dataset} {wildcards.split} seed {wildcards.seed}' --out {output} 2> {log}"

@@ -5,14 +5,14 @@ rule predict_isbi:
     """P(cell) of the held-out slices of an ISBI split."""
     input:
         script=script("predict.py"),
-        model="results/models/isbi2012/{split}/model.pt",
+        model="results/models/isbi2012/{split}/seed{seed}/model.pt",
         prepared="results/prepared/isbi2012/train.npz",
     output:
-        "results/predictions/isbi2012/{split}/heldout.tif",
+        "results/predictions/isbi2012/{split}/seed{seed}/heldout.tif",
     log:
-        "logs/predict/isbi2012-{split}-heldout.log",
+        "logs/predict/isbi2012-{split}-seed{seed}-heldout.log",
     benchmark:
-        "benchmarks/out/predict/isbi2012-{split}-heldout.tsv"
+        "benchmarks/out/predict/isbi2012-{split}-seed{seed}-heldout.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: PREDICT_RESOURCES["threads"]
@@ -35,12 +35,12 @@ rule predict_isbi_test:
     """
     input:
         script=script("predict.py"),
-        model="results/models/isbi2012/{split}/model.pt",
+        model="results/models/isbi2012/{split}/seed{seed}/model.pt",
         prepared="results/prepared/isbi2012/test.npz",
     output:
-        "results/submission/isbi2012/{split}/test-volume.tif",
+        "results/submission/isbi2012/{split}/seed{seed}/test-volume.tif",
     log:
-        "logs/predict/isbi2012-{split}-test-volume.log",
+        "logs/predict/isbi2012-{split}-seed{seed}-test-volume.log",
     conda:
         "../../envs/torch.yaml"
     threads: PREDICT_RESOURCES["threads"]
@@ -59,14 +59,14 @@ rule predict_ctc:
     """P(cell) of every frame of a held-out CTC sequence."""
     input:
         script=script("predict.py"),
-        model="results/models/{ctc_dataset}/{split}/model.pt",
+        model="results/models/{ctc_dataset}/{split}/seed{seed}/model.pt",
         prepared="results/prepared/{ctc_dataset}/{sequence}.npz",
     output:
-        "results/predictions/{ctc_dataset}/{split}/{sequence}.tif",
+        "results/predictions/{ctc_dataset}/{split}/seed{seed}/{sequence}.tif",
     log:
-        "logs/predict/{ctc_dataset}-{split}-{sequence}.log",
+        "logs/predict/{ctc_dataset}-{split}-seed{seed}-{sequence}.log",
     benchmark:
-        "benchmarks/out/predict/{ctc_dataset}-{split}-{sequence}.tsv"
+        "benchmarks/out/predict/{ctc_dataset}-{split}-seed{seed}-{sequence}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: PREDICT_RESOURCES["threads"]
@@ -85,12 +85,12 @@ rule predict_ctc_annotated:
     """P(cell) of the annotated frames of a training sequence (to choose post-processing)."""
     input:
         script=script("predict.py"),
-        model="results/models/{ctc_dataset}/{split}/model.pt",
+        model="results/models/{ctc_dataset}/{split}/seed{seed}/model.pt",
         prepared="results/prepared/{ctc_dataset}/{sequence}.npz",
     output:
-        "results/predictions/{ctc_dataset}/{split}/annotated-{sequence}.tif",
+        "results/predictions/{ctc_dataset}/{split}/seed{seed}/annotated-{sequence}.tif",
     log:
-        "logs/predict/{ctc_dataset}-{split}-annotated-{sequence}.log",
+        "logs/predict/{ctc_dataset}-{split}-seed{seed}-annotated-{sequence}.log",
     conda:
         "../../envs/torch.yaml"
     threads: PREDICT_RESOURCES["threads"]

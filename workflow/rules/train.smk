@@ -1,4 +1,4 @@
-# Training (paper section 3): one model per dataset and held-out split, on a GPU node.
+# Training (paper section 3): one model per dataset, held-out split and seed, on a GPU node.
 
 
 rule train:
@@ -6,17 +6,17 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        model="results/models/{dataset}/{split}/model.pt",
-        loss="results/models/{dataset}/{split}/loss.csv",
+        model="results/models/{dataset}/{split}/seed{seed}/model.pt",
+        loss="results/models/{dataset}/{split}/seed{seed}/loss.csv",
         plot=report(
-            "results/models/{dataset}/{split}/loss.png",
+            "results/models/{dataset}/{split}/seed{seed}/loss.png",
             category="Training",
-            labels={"dataset": "{dataset}", "split": "{split}"},
+            labels={"dataset": "{dataset}", "split": "{split}", "seed": "{seed}"},
         ),
     log:
-        "logs/train/{dataset}-{split}.log",
+        "logs/train/{dataset}-{split}-seed{seed}.log",
     benchmark:
-        "benchmarks/out/train/{dataset}-{split}.tsv"
+        "benchmarks/out/train/{dataset}-{split}-seed{seed}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: config["resources"]["train"]["threads"]
@@ -27,7 +27,7 @@ rule train:
     params:
         args=train_args,
         # outside the declared outputs: Snakemake never deletes it, so a retried job resumes
-        checkpoint="results/checkpoints/{dataset}/{split}/checkpoint.pt",
+        checkpoint="results/checkpoints/{dataset}/{split}/seed{seed}/checkpoint.pt",
     shell:
         "python {input.script} --prepared {input.prepared} --weights {input.weights}"
         " --targets {input.targets} {params.args} --threads {threads}"
