@@ -1,29 +1,10 @@
-# unet-repro: Ronneberger, Fischer & Brox, "U-Net" (MICCAI 2015), end to end.
-#
-#   snakemake --cores 8 --use-conda                      # paper configuration
-#   snakemake --cores 2 --configfile config/quick.yaml   # CPU configuration
-#   snakemake --cores 2 weight_maps                      # data + weight maps only
+# unet-repro: the workflow is workflow/Snakefile (the standard layout of the Snakemake workflow
+# catalog); this file only includes it, so that `snakemake` from the repository root runs the
+# same workflow as `snakemake -s workflow/Snakefile`.
 
 
-# config/config.yaml is the paper's configuration; a --configfile replaces it (not merged).
-if not workflow.config_settings.configfiles:
-
-    configfile: "config/config.yaml"
+include: "workflow/Snakefile"
 
 
-report: "workflow/report/workflow.rst"
-
-
-include: "workflow/rules/common.smk"
-include: "workflow/rules/data.smk"
-include: "workflow/rules/weights.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/predict.smk"
-include: "workflow/rules/evaluate.smk"
-
-
-rule all:
-    default_target: True
-    input:
-        rules.weight_maps.input,
-        evaluation_targets(),
+# an included file's `default_target` does not carry over to the including one: restore it
+workflow.default_target = "all"

@@ -171,7 +171,8 @@ def test_torch_env_is_a_cuda_build():
 def _rules() -> dict[str, str]:
     """Rule name -> its text, for every rule in the workflow's rule files."""
     rules = {}
-    for smk in [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]:
+    snakefiles = [REPO / "Snakefile", REPO / "workflow" / "Snakefile"]
+    for smk in [*snakefiles, *sorted((REPO / "workflow" / "rules").glob("*.smk"))]:
         parts = re.split(r"^rule (\w+):\n", smk.read_text(), flags=re.M)
         for name, body in zip(parts[1::2], parts[2::2], strict=True):
             rules[name] = body.split("\n\n\n")[0]

@@ -196,8 +196,12 @@ def test_profile_requests(profile_dir):
 
 
 def _workflow_rules() -> dict[str, str]:
-    """Rule name -> rule text, for the Snakefile and workflow/rules/*.smk."""
-    files = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
+    """Rule name -> rule text, for the Snakefiles and workflow/rules/*.smk."""
+    files = [
+        REPO / "Snakefile",
+        REPO / "workflow" / "Snakefile",
+        *sorted((REPO / "workflow" / "rules").glob("*.smk")),
+    ]
     text = "\n".join(p.read_text() for p in files if p.is_file())
     parts = re.split(r"^(?:rule|checkpoint) (\w+):", text, flags=re.M)
     return dict(zip(parts[1::2], parts[2::2], strict=True))
@@ -363,8 +367,8 @@ def test_workflow_through_slurm(local_slurm, tmp_path):
     assert res.returncode == 0, _diagnostics(res, workdir, cluster)
     for target in targets:
         assert (workdir / target).stat().st_size > 0, target
-    models = sorted((workdir / "results" / "models").glob("*/*/model.pt"))
-    checkpoints = sorted((workdir / "results" / "checkpoints").glob("*/*/checkpoint.pt"))
+    models = sorted((workdir / "results" / "models").glob("*/*/seed*/model.pt"))
+    checkpoints = sorted((workdir / "results" / "checkpoints").glob("*/*/seed*/checkpoint.pt"))
     assert models and len(checkpoints) == len(models)  # checkpoints are kept, not outputs
 
     profile = load_profile(TEST_PROFILE)

@@ -12,6 +12,7 @@ from unet_repro.tables import (
     table1_rows,
     table2_rows,
     to_csv,
+    to_html,
     to_latex,
     to_markdown,
     write_table,
@@ -80,6 +81,23 @@ def test_formats_round_trip(tmp_path):
     paths = write_table(table2_rows([]), TABLE2_COLUMNS, {}, "cap", tmp_path / "table2")
     assert [p.name for p in paths] == ["table2.csv", "table2.md", "table2.tex"]
     assert "0.9203" in paths[0].read_text()
+
+
+def test_html_table_cells_as_markdown(tmp_path):
+    """The report's HTML table: paper rows, then ours, cells as in Markdown (mean ± sd)."""
+    rows = table1_rows([_isbi("fold0", 0, 0.001, 0.1, 0.05), _isbi("fold0", 1, 0.002, 0.3, 0.06)])
+    digits = {"warping_error": 7, "rand_error": 4}
+    page = to_html(rows, TABLE1_COLUMNS, digits, "Table 1: a <b> & c")
+    assert page.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in page
+    assert "<caption>Table 1: a &lt;b&gt; &amp; c</caption>" in page
+    assert page.count("<tr>") == len(rows) + 1  # header + one per row
+    assert page.index('<tbody class="paper">') < page.index('<tbody class="ours">')
+    md = to_markdown(rows, TABLE1_COLUMNS, digits)
+    for cell in ("0.0003530", "0.0382", "0.2000 ± 0.1414", "mean ± sd of 2"):
+        assert cell in md and cell in page
+    paths = write_table(rows, TABLE1_COLUMNS, digits, "cap", tmp_path / "t1", html=True)
+    assert [p.name for p in paths] == ["t1.csv", "t1.md", "t1.tex", "t1.html"]
+    assert "0.2000 ± 0.1414" in paths[3].read_text(encoding="utf-8")
 
 
 def test_mean_row_over_splits():

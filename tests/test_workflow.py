@@ -4,6 +4,8 @@ Snakemake runs in a temporary working directory (``--directory``) on a synthetic
 so nothing is written into the checkout.
 """
 
+import csv
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +41,16 @@ def test_dry_run_of_the_whole_dag(tmp_path, configfile):
     proc = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / configfile))
     out = proc.stdout + proc.stderr
     assert "fetch_isbi" in out and "weights" in out
+
+
+def test_workflow_snakefile_is_the_same_workflow(tmp_path):
+    """workflow/Snakefile (the catalog's entry point) and the top-level include: same DAG."""
+    quick = ["-n", "--configfile", str(REPO / "config" / "quick.yaml")]
+    top = _jobs(snakemake(tmp_path, *quick).stdout)
+    cmd = [*SNAKEMAKE[:-1], str(REPO / "workflow" / "Snakefile"), "--directory", str(tmp_path)]
+    proc = subprocess.run([*cmd, *quick], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _jobs(proc.stdout) == top and top["all"] == 1 and top["tables"] == 1
 
 
 def test_wrong_config_value_stops_naming_the_key(tmp_path):
@@ -175,31 +187,67 @@ def test_whole_chain_on_synthetic_mirror(tmp_path, mirror):
     for ext in ("md", "tex"):
         assert (res / "tables" / f"table1.{ext}").stat().st_size > 200
     # CTC result folder: a uint16 mask for every frame of the held-out sequence
-    masks = sorted((res / "submission" / "PhC-C2DH-U373" / "train01" / "02_RES").glob("mask*.tif"))
+    masks = sorted(
+        (res / "submission" / "PhC-C2DH-U373" / "train01" / "seed0" / "02_RES").glob("mask*.tif")
+    )
     frames = sorted((mirror / "ctc" / "PhC-C2DH-U373" / "02").glob("t*.tif"))
     assert [m.name[4:] for m in masks] == [f.name[1:] for f in frames]
     assert tifffile.imread(masks[0]).dtype == np.uint16
     # ISBI submission, from the whole-data model only: uncompressed float32 P(non-membrane)
     # in [0, 1], one page per test slice
     assert not (res / "submission" / "isbi2012" / "hold4-5").exists()
-    with tifffile.TiffFile(res / "submission" / "isbi2012" / "all" / "test-volume.tif") as tif:
+    with tifffile.TiffFile(
+        res / "submission" / "isbi2012" / "all" / "seed0" / "test-volume.tif"
+    ) as tif:
         assert len(tif.pages) == 6
         assert {p.compression for p in tif.pages} == {tifffile.COMPRESSION.NONE}
         sub = tif.asarray()
     assert sub.dtype == np.float32 and sub.shape == (6, 96, 96)
     assert 0 <= sub.min() and sub.max() <= 1
     assert not (res / "scores" / "isbi2012" / "all").exists()  # never scored
-    # SEG agrees with the official package on the real pipeline output
-    import json
-
-    seg = json.loads((res / "scores" / "DIC-C2DH-HeLa" / "train01" / "02.seg.json").read_text())
-    assert seg["seg"] == pytest.approx(seg["seg_py_ctcmetrics"], abs=1e-12)
     # a second invocation has nothing to do; the report builds
     proc = snakemake(tmp_path, "-n", *cfg)
     assert "Nothing to be done" in proc.stdout + proc.stderr
     snakemake(tmp_path, *cfg, "--report", str(tmp_path / "report.html"))
-    html = (tmp_path / "report.html").read_text(errors="ignore")
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "table1" in html and "fig3_isbi2012" in html
+    assert "Table 1 of the paper" in html and "model of seed" in html  # captions, rendered
+    # the report embeds each item as a base64 data URI: the tables show as HTML, with the
+    # numbers of the CSV (ours and the paper's) formatted as in the Markdown
+    embedded = _report_items(html)
+    assert {"table1.html", "table2.html", "table1.csv", "table2.tex"} <= set(embedded)
+    rows1 = list(csv.DictReader(io.StringIO((res / "tables" / "table1.csv").read_text())))
+    rows2 = list(csv.DictReader(io.StringIO((res / "tables" / "table2.csv").read_text())))
+    ours1 = next(r for r in rows1 if r["source"] == "ours")
+    ours2 = next(r for r in rows2 if r["source"] == "ours")
+    page1, page2 = embedded["table1.html"], embedded["table2.html"]
+    assert "<table>" in page1 and "<table>" in page2
+    assert f"{float(ours1['rand_error']):.4f}" in page1 and ">0.0382<" in page1
+    assert f"{float(ours1['warping_error']):.7f}" in page1 and "hold4-5" in page1
+    assert f"{float(ours2['PhC-U373']):.4f}" in page2 and ">0.9203<" in page2
+    assert "train01 (test 02)" in page2
+    # SEG agrees with the official package on the real pipeline output
+    import json
+
+    seg = json.loads(
+        (res / "scores" / "DIC-C2DH-HeLa" / "train01" / "seed0" / "02.seg.json").read_text()
+    )
+    if seg["seg_py_ctcmetrics"] is None:  # a frame without background: skipped, and said so
+        log = tmp_path / "logs" / "evaluate" / "DIC-C2DH-HeLa-train01-seed0-02.log"
+        assert "no background pixel" in log.read_text()
+    else:
+        assert seg["seg"] == pytest.approx(seg["seg_py_ctcmetrics"], abs=1e-12)
+
+
+def _report_items(html: str) -> dict[str, str]:
+    """File name -> decoded text of the items a self-contained Snakemake report embeds."""
+    import base64
+    import re
+
+    items = {}
+    for name, data in re.findall(r"filename=([^;\"]+);base64,([A-Za-z0-9+/=]+)", html):
+        items[name] = base64.b64decode(data).decode("utf-8", errors="replace")
+    return items
 
 
 def test_instance_selection_never_reads_the_heldout_sequence(tmp_path, mirror):

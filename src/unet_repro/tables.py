@@ -317,10 +317,64 @@ def to_latex(
     return "\n".join(out) + "\n"
 
 
+def to_html(
+    rows: Sequence[dict], columns: Sequence[str], digits: dict[str, int], caption: str
+) -> str:
+    """Rows as a standalone HTML page (the table of the Snakemake report), cells as Markdown's.
+
+    The paper's rows and ours are separate ``<tbody>`` groups (classes ``paper`` and ``ours``);
+    a number cell is right-aligned and reads "mean ± sd" in rows over seeds.
+    """
+    from html import escape
+
+    numeric = [c for c in columns if c in digits or c in TABLE1_METRICS + TABLE2_METRICS]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        '<head><meta charset="utf-8"><title>' + escape(caption.split(":")[0]) + "</title>",
+        "<style>",
+        "body { font-family: sans-serif; font-size: 14px; margin: 1em; }",
+        "table { border-collapse: collapse; }",
+        "caption { caption-side: top; text-align: left; padding-bottom: 0.5em; }",
+        "th, td { padding: 0.2em 0.6em; border-bottom: 1px solid #ddd; text-align: left; }",
+        "td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }",
+        "tbody.ours { border-top: 2px solid #333; background: #f4f8ff; }",
+        "</style>",
+        "</head>",
+        "<body>",
+        "<table>",
+        f"<caption>{escape(caption)}</caption>",
+        "<thead><tr>" + "".join(f"<th>{escape(c)}</th>" for c in columns) + "</tr></thead>",
+    ]
+    previous = None
+    for row in rows:
+        if row["source"] != previous:
+            if previous is not None:
+                out.append("</tbody>")
+            source = "paper" if row["source"] == "paper" else "ours"
+            out.append(f'<tbody class="{source}">')
+            previous = row["source"]
+        cells = []
+        for c in columns:
+            cls = ' class="num"' if c in numeric else ""
+            cells.append(f"<td{cls}>{escape(_cell(row, c, digits.get(c, 4)))}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    if previous is not None:
+        out.append("</tbody>")
+    out += ["</table>", "</body>", "</html>"]
+    return "\n".join(out) + "\n"
+
+
 def write_table(
-    rows, columns, digits, caption: str, stem: str | Path, metrics: Sequence[str] = ()
+    rows,
+    columns,
+    digits,
+    caption: str,
+    stem: str | Path,
+    metrics: Sequence[str] = (),
+    html: bool = False,
 ) -> list[Path]:
-    """Write ``<stem>.csv``, ``<stem>.md`` and ``<stem>.tex`` atomically.
+    """Write ``<stem>.csv``, ``<stem>.md`` and ``<stem>.tex`` (and ``<stem>.html``) atomically.
 
     The CSV has a ``<metric>_sd`` column per metric (empty except in rows over seeds).
     """
@@ -329,4 +383,7 @@ def write_table(
     write_text(paths[0], to_csv(rows, csv_columns(columns, metrics)))
     write_text(paths[1], f"{caption}\n\n" + to_markdown(rows, columns, digits))
     write_text(paths[2], to_latex(rows, columns, digits, caption))
+    if html:
+        paths.append(stem.with_suffix(".html"))
+        write_text(paths[3], to_html(rows, columns, digits, caption))
     return paths

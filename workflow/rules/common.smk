@@ -9,20 +9,21 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# The repository root, two levels above this file (workflow/rules/): workflow.basedir is the
+# folder of the Snakefile that was run, which is the root or workflow/ depending on the entry.
+REPO = Path(str(workflow.current_basedir)).parents[1]
+sys.path.insert(0, str(REPO / "src"))
 from unet_repro.config import check_splits, coerce_config, has_heldout  # noqa: E402
 from unet_repro.datasets import CTC_DATASETS, ISBI  # noqa: E402
 
 if "sources" not in config:
-    config["sources"] = yaml.safe_load(
-        Path(workflow.basedir, "config/sources.yaml").read_text()
-    )
+    config["sources"] = yaml.safe_load(Path(REPO, "config/sources.yaml").read_text())
 for where in [config.get("train", {}), *config.get("train_overrides", {}).values()]:
     if isinstance(where, dict) and "seed" in where:
         raise ValueError(
             "config: train.seed is replaced by the top-level list `seeds` (one model per seed)"
         )
-coerce_config(config, Path(workflow.basedir, "workflow/schemas/config.schema.yaml"))
+coerce_config(config, Path(REPO, "workflow/schemas/config.schema.yaml"))
 validate(config, "../schemas/config.schema.yaml")
 if config["mirror"]:
     config["mirror"] = str(Path(config["mirror"]).resolve())
@@ -46,7 +47,7 @@ wildcard_constraints:
 
 def script(name):
     """Absolute path of a rule script (an input, so a changed script re-runs its rule)."""
-    return str(Path(workflow.basedir, "scripts", name))
+    return str(Path(REPO, "scripts", name))
 
 
 def mirror_args():

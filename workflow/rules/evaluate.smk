@@ -10,6 +10,7 @@ rule evaluate_isbi:
     output:
         csv=report(
             "results/scores/isbi2012/{split}/seed{seed}/per_threshold.csv",
+            caption="../report/per_threshold.rst",
             category="ISBI 2012",
             labels={"split": "{split}", "seed": "{seed}", "table": "per threshold"},
         ),
@@ -17,7 +18,7 @@ rule evaluate_isbi:
     log:
         "logs/evaluate/isbi2012-{split}-seed{seed}.log",
     benchmark:
-        "benchmarks/out/evaluate/isbi2012-{split}-seed{seed}.tsv"
+        "logs/benchmarks/evaluate/isbi2012-{split}-seed{seed}.tsv"
     conda:
         "../../envs/eval.yaml"
     params:
@@ -90,21 +91,60 @@ rule evaluate_ctc:
 
 
 rule tables:
-    """Tables 1 and 2: our held-out rows beside the paper's."""
+    """Tables 1 and 2: our held-out rows beside the paper's (the HTML ones show in the report)."""
     input:
         script=script("tables.py"),
         isbi=isbi_scores_files(),
         ctc=ctc_scores_files(),
     output:
-        report(
-            multiext("results/tables/table1", ".csv", ".md", ".tex"),
+        # one report item per table and file (items with equal labels would hide each other)
+        table1_html=report(
+            "results/tables/table1.html",
+            caption="../report/table1.rst",
             category="Tables",
-            labels={"table": "Table 1 (ISBI 2012)"},
+            labels={"table": "Table 1 (ISBI 2012)", "file": "HTML table"},
         ),
-        report(
-            multiext("results/tables/table2", ".csv", ".md", ".tex"),
+        table1_csv=report(
+            "results/tables/table1.csv",
+            caption="../report/table1.rst",
             category="Tables",
-            labels={"table": "Table 2 (CTC)"},
+            labels={"table": "Table 1 (ISBI 2012)", "file": "CSV"},
+        ),
+        table1_md=report(
+            "results/tables/table1.md",
+            caption="../report/table1.rst",
+            category="Tables",
+            labels={"table": "Table 1 (ISBI 2012)", "file": "Markdown"},
+        ),
+        table1_tex=report(
+            "results/tables/table1.tex",
+            caption="../report/table1.rst",
+            category="Tables",
+            labels={"table": "Table 1 (ISBI 2012)", "file": "LaTeX"},
+        ),
+        table2_html=report(
+            "results/tables/table2.html",
+            caption="../report/table2.rst",
+            category="Tables",
+            labels={"table": "Table 2 (CTC)", "file": "HTML table"},
+        ),
+        table2_csv=report(
+            "results/tables/table2.csv",
+            caption="../report/table2.rst",
+            category="Tables",
+            labels={"table": "Table 2 (CTC)", "file": "CSV"},
+        ),
+        table2_md=report(
+            "results/tables/table2.md",
+            caption="../report/table2.rst",
+            category="Tables",
+            labels={"table": "Table 2 (CTC)", "file": "Markdown"},
+        ),
+        table2_tex=report(
+            "results/tables/table2.tex",
+            caption="../report/table2.rst",
+            category="Tables",
+            labels={"table": "Table 2 (CTC)", "file": "LaTeX"},
         ),
     log:
         "logs/tables.log",
@@ -127,6 +167,7 @@ rule figure_isbi_curves:
     output:
         report(
             "results/figures/isbi_thresholds.png",
+            caption="../report/isbi_thresholds.rst",
             category="Figures",
             labels={"figure": "ISBI per-threshold curves"},
         ),
@@ -149,6 +190,7 @@ rule figure4_isbi:
     output:
         report(
             "results/figures/fig4_isbi2012_{split}_seed{seed}.png",
+            caption="../report/fig4_isbi.rst",
             category="Figures",
             labels={"figure": "overlay isbi2012 {split} seed {seed}"},
         ),
@@ -173,6 +215,7 @@ rule figure4_ctc:
     output:
         report(
             "results/figures/fig4_{ctc_dataset}_{split}_seed{seed}_{sequence}.png",
+            caption="../report/fig4_ctc.rst",
             category="Figures",
             labels={"figure": "overlay {ctc_dataset} {split} seed {seed} {sequence}"},
         ),

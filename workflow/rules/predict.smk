@@ -12,7 +12,7 @@ rule predict_isbi:
     log:
         "logs/predict/isbi2012-{split}-seed{seed}-heldout.log",
     benchmark:
-        "benchmarks/out/predict/isbi2012-{split}-seed{seed}-heldout.tsv"
+        "logs/benchmarks/predict/isbi2012-{split}-seed{seed}-heldout.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: PREDICT_RESOURCES["threads"]
@@ -66,7 +66,7 @@ rule predict_ctc:
     log:
         "logs/predict/{ctc_dataset}-{split}-seed{seed}-{sequence}.log",
     benchmark:
-        "benchmarks/out/predict/{ctc_dataset}-{split}-seed{seed}-{sequence}.tsv"
+        "logs/benchmarks/predict/{ctc_dataset}-{split}-seed{seed}-{sequence}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: PREDICT_RESOURCES["threads"]

@@ -10,13 +10,14 @@ rule train:
         loss="results/models/{dataset}/{split}/seed{seed}/loss.csv",
         plot=report(
             "results/models/{dataset}/{split}/seed{seed}/loss.png",
+            caption="../report/loss.rst",
             category="Training",
             labels={"dataset": "{dataset}", "split": "{split}", "seed": "{seed}"},
         ),
     log:
         "logs/train/{dataset}-{split}-seed{seed}.log",
     benchmark:
-        "benchmarks/out/train/{dataset}-{split}-seed{seed}.tsv"
+        "logs/benchmarks/train/{dataset}-{split}-seed{seed}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: config["resources"]["train"]["threads"]

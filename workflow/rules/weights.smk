@@ -12,7 +12,7 @@ rule weights:
     log:
         "logs/weights/{dataset}-{sequence}.log",
     benchmark:
-        "benchmarks/out/weights/{dataset}-{sequence}.tsv"
+        "logs/benchmarks/weights/{dataset}-{sequence}.tsv"
     conda:
         "../../envs/data.yaml"
     params:
@@ -41,6 +41,7 @@ rule figure3:
     output:
         report(
             "results/figures/fig3_{dataset}.png",
+            caption="../report/fig3.rst",
             category="Figures",
             labels={"figure": "weight map {dataset}"},
         ),
@@ -70,6 +71,7 @@ rule figure3_frame:
     output:
         report(
             "results/figures/fig3_{ctc_dataset}_{sequence}_t{frame}.png",
+            caption="../report/fig3_frame.rst",
             category="Figures",
             labels={"figure": "weight map {ctc_dataset} {sequence} t{frame}"},
         ),
