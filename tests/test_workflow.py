@@ -113,6 +113,42 @@ def test_one_model_per_split_and_seed(tmp_path):
     assert paper["train"] == 27  # 9 held-out splits x 3 seeds
 
 
+def test_ablations_train_only_what_differs(tmp_path):
+    cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    cfg["ablations"]["same"] = {"train": {"iterations": cfg["train"]["iterations"]}}
+    (tmp_path / "abl.yaml").write_text(yaml.safe_dump(cfg))
+    out = snakemake(tmp_path, "ablations", "-n", "-p", "--configfile", str(tmp_path / "abl.yaml"))
+    jobs = _jobs(out.stdout)
+    # full method + no_border, one per (dataset, held-out split, seed); averaging variants none
+    assert jobs["train"] == 2 * 3
+    assert "results/ablations/no_border/models/isbi2012/hold4-5/seed0/model.pt" in out.stdout
+    assert "ablations/same" not in out.stdout  # equal to the full method: nothing of its own
+    # the averaging variant re-predicts with the full method's model, on ISBI and HeLa only
+    # (U373 already predicts without averaging: tta_none is the full method there)
+    assert jobs["predict_isbi"] == 3 and jobs["predict_ctc"] == 2 + 2 + 1
+    lines = out.stdout.splitlines()
+    tta = [
+        ln for ln in lines if "ablations/tta_none/predictions/isbi2012" in ln and "--model" in ln
+    ]
+    assert tta and "--model results/models/isbi2012/hold4-5/seed0/model.pt" in tta[0]
+    assert not any("ablations/tta_none/predictions/PhC" in ln for ln in lines)
+
+
+@pytest.mark.parametrize(
+    ("overlay", "message"),
+    [
+        ({"x": {"splits": {}}}, "ablations.x.splits: a variant may change only"),
+        ({"x": {"weights": {"w0": "many"}}}, "ablations.x: the merged configuration"),
+    ],
+)
+def test_bad_ablation_stops_naming_it(tmp_path, overlay, message):
+    cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    cfg["ablations"] = overlay
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "bad.yaml"), check=False)
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+
+
 def test_train_seed_key_points_to_seeds(tmp_path):
     cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
     cfg["train"]["seed"] = 3
@@ -226,6 +262,20 @@ def test_whole_chain_on_synthetic_mirror(tmp_path, mirror):
     assert f"{float(ours1['warping_error']):.7f}" in page1 and "hold4-5" in page1
     assert f"{float(ours2['PhC-U373']):.4f}" in page2 and ">0.9203<" in page2
     assert "train01 (test 02)" in page2
+    # the ablations: the full method's files reused, no_border trained, tta_none re-predicted
+    snakemake(tmp_path, "ablations", *cfg)
+    rows = list(csv.DictReader(io.StringIO((res / "tables" / "ablations.csv").read_text())))
+    assert [r["variant"] for r in rows] == ["full", "no_border", "tta_none"]
+    assert float(rows[0]["rand_error"]) == pytest.approx(float(ours1["rand_error"]))
+    for r in rows[1:]:
+        delta = float(r["rand_error"]) - float(rows[0]["rand_error"])
+        assert float(r["rand_error_delta"]) == pytest.approx(delta)
+    assert (res / "ablations" / "no_border" / "models" / "isbi2012").is_dir()
+    assert not (res / "ablations" / "tta_none" / "models").exists()
+    snakemake(tmp_path, "all", "ablations", *cfg, "--report", str(tmp_path / "report2.html"))
+    embedded = _report_items((tmp_path / "report2.html").read_text(encoding="utf-8"))
+    assert {"table1.html", "ablations.html", "ablations.png"} <= set(embedded)
+    assert f"{float(rows[1]['rand_error']):.4f}" in embedded["ablations.html"]
     # SEG agrees with the official package on the real pipeline output
     import json
 

@@ -13,6 +13,12 @@ min_version("9.0")
 # folder of the Snakefile that was run, which is the root or workflow/ depending on the entry.
 REPO = Path(str(workflow.current_basedir)).parents[1]
 sys.path.insert(0, str(REPO / "src"))
+from unet_repro.ablations import (
+    FULL,
+    check_overlays,
+    stage_root,
+    variant_config,
+)  # noqa: E402
 from unet_repro.config import check_splits, coerce_config, has_heldout  # noqa: E402
 from unet_repro.datasets import CTC_DATASETS, ISBI  # noqa: E402
 
@@ -23,6 +29,8 @@ for where in [config.get("train", {}), *config.get("train_overrides", {}).values
         raise ValueError(
             "config: train.seed is replaced by the top-level list `seeds` (one model per seed)"
         )
+# before the schema: its messages name the overlay's key less clearly
+check_overlays(config.get("ablations"))
 coerce_config(config, Path(REPO, "workflow/schemas/config.schema.yaml"))
 validate(config, "../schemas/config.schema.yaml")
 if config["mirror"]:
@@ -35,6 +43,16 @@ SEEDS = config["seeds"]
 # train/test overlap, CTC sequences outside 01/02, empty training sets: stop here, naming the split
 check_splits(config["splits"], ISBI, CTC_DATASETS, SEQUENCES)
 
+# Ablation variants (`ablations` target): each overlay merged into the configuration and
+# validated like it; VARIANTS[name] is the configuration of a variant, VARIANTS["full"] this one.
+VARIANTS = {FULL: config}
+for _name in config["ablations"]:
+    VARIANTS[_name] = variant_config(config, _name)
+    try:
+        validate(VARIANTS[_name], "../schemas/config.schema.yaml")
+    except Exception as err:
+        raise ValueError(f"config: ablations.{_name}: the merged configuration: {err}")
+
 
 wildcard_constraints:
     dataset="|".join([ISBI, *CTC_DATASETS]),
@@ -43,6 +61,8 @@ wildcard_constraints:
     frame="[0-9]+",
     split="[A-Za-z0-9_.-]+",
     seed="[0-9]+",
+    # "" for the full method's files, "ablations/<variant>/" for an ablation variant's
+    ablation="(ablations/[A-Za-z0-9_-]+/)?",
 
 
 def script(name):
@@ -134,34 +154,87 @@ def all_weight_maps():
     return files
 
 
+def variant(wildcards):
+    """The variant whose files a job makes: "full", or <variant> of `ablations/<variant>/`."""
+    part = getattr(wildcards, "ablation", "")
+    return part.split("/")[1] if part else FULL
+
+
+def cfg(wildcards):
+    """The configuration of the job's variant (this configuration for the full method)."""
+    return VARIANTS[variant(wildcards)]
+
+
+def stage_prefix(name, stage, dataset):
+    """`{ablation}` part of the `stage` files variant `name` uses: the full method's ("")
+    where the variant's settings for that stage equal the full method's (unet_repro.ablations).
+    """
+    root = stage_root(config, name, stage, dataset)
+    return "" if root == "results" else root.removeprefix("results/") + "/"
+
+
+def stage_dir(wildcards, stage, dataset):
+    return stage_prefix(variant(wildcards), stage, dataset)
+
+
+def weights_args(wildcards):
+    w = cfg(wildcards)["weights"]
+    args = (
+        f"--w0 {w['w0']} --sigma {w['sigma']} --class-balance {w['class_balance']}"
+        f" --unannotated {w['unannotated']} --ignore-margin {w['ignore_margin']}"
+    )
+    if w["ignore_fallback_radius"] is not None:
+        args += f" --ignore-fallback-radius {w['ignore_fallback_radius']}"
+    return args
+
+
 def train_inputs(wildcards):
     """Prepared data, weight maps and targets of the split's training sequences."""
     seqs = ["train"] if wildcards.dataset == ISBI else ctc_train_sequences(wildcards)
+    w = "results/" + stage_dir(wildcards, "weights", wildcards.dataset) + "weights"
     return {
         "script": script("train.py"),
         "prepared": [f"results/prepared/{wildcards.dataset}/{s}.npz" for s in seqs],
-        "weights": [
-            f"results/weights/{wildcards.dataset}/{s}.weights.tif" for s in seqs
-        ],
-        "targets": [
-            f"results/weights/{wildcards.dataset}/{s}.target.tif" for s in seqs
-        ],
+        "weights": [f"{w}/{wildcards.dataset}/{s}.weights.tif" for s in seqs],
+        "targets": [f"{w}/{wildcards.dataset}/{s}.target.tif" for s in seqs],
     }
 
 
-def train_config(dataset, seed):
+def job_dataset(wildcards):
+    return getattr(wildcards, "ctc_dataset", ISBI)
+
+
+def model_input(wildcards):
+    """The model a prediction job uses (the full method's where the training is the same)."""
+    ds = job_dataset(wildcards)
+    prefix = stage_dir(wildcards, "train", ds)
+    return (
+        f"results/{prefix}models/{ds}/{wildcards.split}/seed{wildcards.seed}/model.pt"
+    )
+
+
+def prediction_dir(wildcards):
+    """Folder of the predictions an evaluation job uses (the full method's where the same)."""
+    ds = job_dataset(wildcards)
+    prefix = stage_dir(wildcards, "predict", ds)
+    return f"results/{prefix}predictions/{ds}/{wildcards.split}/seed{wildcards.seed}"
+
+
+def train_config(dataset, seed, settings=None):
     """Training settings of a dataset (with its overrides) for one seed."""
-    cfg = dict(config["train"])
-    cfg.update(config["train_overrides"].get(dataset, {}))
+    settings = settings or config
+    cfg = dict(settings["train"])
+    cfg.update(settings["train_overrides"].get(dataset, {}))
     cfg["seed"] = int(seed)
     return cfg
 
 
 def train_args(wildcards):
-    cfg = train_config(wildcards.dataset, wildcards.seed)
+    settings = cfg(wildcards)
+    train = train_config(wildcards.dataset, wildcards.seed, settings)
     args = [
-        f"--model-config {shlex.quote(json.dumps(config['model']))}",
-        f"--train-config {shlex.quote(json.dumps(cfg))}",
+        f"--model-config {shlex.quote(json.dumps(settings['model']))}",
+        f"--train-config {shlex.quote(json.dumps(train))}",
     ]
     if wildcards.dataset == ISBI:
         args.append(f"--indices {split(ISBI, wildcards.split)['train']}")
@@ -177,16 +250,18 @@ DEFAULT_TRANSFORMS = {
 }
 
 
-def predict_args(dataset):
-    names = config["predict"]["transforms"].get(dataset, DEFAULT_TRANSFORMS[dataset])
+def predict_args(dataset, settings=None):
+    """Command-line settings of predict.py for a dataset (the variant's `settings`)."""
+    predict = (settings or config)["predict"]
+    names = predict["transforms"].get(dataset, DEFAULT_TRANSFORMS[dataset])
     args = [
-        f"--tile-size {config['predict']['tile_size']}",
-        f"--batch-size {config['predict']['batch_size']}",
+        f"--tile-size {predict['tile_size']}",
+        f"--batch-size {predict['batch_size']}",
         f"--transforms {' '.join(names)}",
     ]
-    if config["predict"]["amp"]:
+    if predict["amp"]:
         args.append("--amp")
-    if not config["predict"]["channels_last"]:
+    if not predict["channels_last"]:
         args.append("--no-channels-last")
     if config["device"] != "auto":
         args.append(f"--device {config['device']}")
@@ -202,17 +277,17 @@ def ctc_test_sequences(dataset, name):
 
 def ctc_postprocess_input(wildcards):
     """The settings chosen on the training sequence(s), when they are chosen."""
-    if config["evaluate"]["ctc_postprocess"] != "select":
+    if cfg(wildcards)["evaluate"]["ctc_postprocess"] != "select":
         return {}
     return {
-        "postprocess": "results/scores/{ctc_dataset}/{split}/seed{seed}/postprocess.json".format(
+        "postprocess": "results/{ablation}scores/{ctc_dataset}/{split}/seed{seed}/postprocess.json".format(
             **wildcards
         )
     }
 
 
 def ctc_postprocess_args(wildcards, input):
-    ev = config["evaluate"]
+    ev = cfg(wildcards)["evaluate"]
     if ev["ctc_postprocess"] == "select":
         return f"--postprocess {input.postprocess}"
     return (
@@ -227,24 +302,33 @@ def ctc_postprocess_args(wildcards, input):
     )
 
 
-def isbi_scores_files():
+def isbi_scores_files(name=FULL):
+    """Held-out ISBI scores of every split and seed (of an ablation variant: its own where its
+    evaluation differs from the full method's, else the full method's)."""
     if ISBI not in DATASETS:
         return []
+    prefix = stage_prefix(name, "evaluate", ISBI)
     return expand(
-        "results/scores/isbi2012/{split}/seed{seed}/scores.json",
+        f"results/{prefix}scores/isbi2012/{{split}}/seed{{seed}}/scores.json",
         split=splits(ISBI),
         seed=SEEDS,
     )
 
 
-def ctc_scores_files():
+def ctc_scores_files(name=FULL):
     return [
-        f"results/scores/{d}/{s}/seed{seed}/{seq}.seg.json"
+        f"results/{stage_prefix(name, 'evaluate', d)}scores/{d}/{s}/seed{seed}/{seq}.seg.json"
         for d in CTC
         for s in splits(d)
         for seed in SEEDS
         for seq in ctc_test_sequences(d, s)
     ]
+
+
+def config_name(wildcards):
+    """The name in score files: the configuration's, with the variant of an ablation."""
+    name = variant(wildcards)
+    return config["name"] if name == FULL else f"{config['name']}/{name}"
 
 
 def isbi_test_volume_wanted():

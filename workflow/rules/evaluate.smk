@@ -6,24 +6,29 @@ rule evaluate_isbi:
     input:
         script=script("evaluate_isbi.py"),
         prepared="results/prepared/isbi2012/train.npz",
-        proposal="results/predictions/isbi2012/{split}/seed{seed}/heldout.tif",
+        proposal=lambda wc: f"{prediction_dir(wc)}/heldout.tif",
     output:
         csv=report(
-            "results/scores/isbi2012/{split}/seed{seed}/per_threshold.csv",
+            "results/{ablation}scores/isbi2012/{split}/seed{seed}/per_threshold.csv",
             caption="../report/per_threshold.rst",
             category="ISBI 2012",
-            labels={"split": "{split}", "seed": "{seed}", "table": "per threshold"},
+            labels={
+                "split": "{split}",
+                "seed": "{seed}",
+                "variant": "{ablation}",
+                "table": "per threshold",
+            },
         ),
-        json="results/scores/isbi2012/{split}/seed{seed}/scores.json",
+        json="results/{ablation}scores/isbi2012/{split}/seed{seed}/scores.json",
     log:
-        "logs/evaluate/isbi2012-{split}-seed{seed}.log",
+        "logs/{ablation}evaluate/isbi2012-{split}-seed{seed}.log",
     benchmark:
-        "logs/benchmarks/evaluate/isbi2012-{split}-seed{seed}.tsv"
+        "logs/benchmarks/{ablation}evaluate/isbi2012-{split}-seed{seed}.tsv"
     conda:
         "../../envs/eval.yaml"
     params:
         indices=heldout_indices,
-        name=config["name"],
+        name=config_name,
     shell:
         "python {input.script} --prepared {input.prepared} --indices {params.indices}"
         " --proposal {input.proposal} --split {wildcards.split} --seed {wildcards.seed}"
@@ -36,7 +41,7 @@ rule select_ctc:
     input:
         script=script("select_ctc.py"),
         predictions=lambda wc: [
-            f"results/predictions/{wc.ctc_dataset}/{wc.split}/seed{wc.seed}/annotated-{s}.tif"
+            f"{prediction_dir(wc)}/annotated-{s}.tif"
             for s in split(wc.ctc_dataset, wc.split)["train"]
         ],
         prepared=lambda wc: [
@@ -44,14 +49,14 @@ rule select_ctc:
             for s in split(wc.ctc_dataset, wc.split)["train"]
         ],
     output:
-        json="results/scores/{ctc_dataset}/{split}/seed{seed}/postprocess.json",
-        csv="results/scores/{ctc_dataset}/{split}/seed{seed}/postprocess.csv",
+        json="results/{ablation}scores/{ctc_dataset}/{split}/seed{seed}/postprocess.json",
+        csv="results/{ablation}scores/{ctc_dataset}/{split}/seed{seed}/postprocess.csv",
     log:
-        "logs/evaluate/{ctc_dataset}-{split}-seed{seed}-select.log",
+        "logs/{ablation}evaluate/{ctc_dataset}-{split}-seed{seed}-select.log",
     conda:
         "../../envs/eval.yaml"
     params:
-        grid=shlex.quote(json.dumps(config["evaluate"]["ctc_select"])),
+        grid=lambda wc: shlex.quote(json.dumps(cfg(wc)["evaluate"]["ctc_select"])),
     shell:
         "python {input.script} --predictions {input.predictions}"
         " --prepared {input.prepared} --grid {params.grid}"
@@ -63,25 +68,25 @@ rule evaluate_ctc:
     input:
         unpack(ctc_postprocess_input),
         script=script("evaluate_ctc.py"),
-        prediction="results/predictions/{ctc_dataset}/{split}/seed{seed}/{sequence}.tif",
+        prediction=lambda wc: f"{prediction_dir(wc)}/{wc.sequence}.tif",
         root="results/raw/ctc/{ctc_dataset}",
     output:
         res=directory(
-            "results/submission/{ctc_dataset}/{split}/seed{seed}/{sequence}_RES"
+            "results/{ablation}submission/{ctc_dataset}/{split}/seed{seed}/{sequence}_RES"
         ),
-        json="results/scores/{ctc_dataset}/{split}/seed{seed}/{sequence}.seg.json",
+        json="results/{ablation}scores/{ctc_dataset}/{split}/seed{seed}/{sequence}.seg.json",
     log:
-        "logs/evaluate/{ctc_dataset}-{split}-seed{seed}-{sequence}.log",
+        "logs/{ablation}evaluate/{ctc_dataset}-{split}-seed{seed}-{sequence}.log",
     conda:
         "../../envs/eval.yaml"
     params:
         postprocess=ctc_postprocess_args,
-        crosscheck=(
+        crosscheck=lambda wc: (
             "--crosscheck"
-            if config["evaluate"]["ctc_crosscheck"]
+            if cfg(wc)["evaluate"]["ctc_crosscheck"]
             else "--no-crosscheck"
         ),
-        name=config["name"],
+        name=config_name,
     shell:
         "python {input.script} --prediction {input.prediction}"
         " --gt {input.root}/{wildcards.sequence}_GT {params.postprocess}"

@@ -5,14 +5,14 @@ rule predict_isbi:
     """P(cell) of the held-out slices of an ISBI split."""
     input:
         script=script("predict.py"),
-        model="results/models/isbi2012/{split}/seed{seed}/model.pt",
+        model=model_input,
         prepared="results/prepared/isbi2012/train.npz",
     output:
-        "results/predictions/isbi2012/{split}/seed{seed}/heldout.tif",
+        "results/{ablation}predictions/isbi2012/{split}/seed{seed}/heldout.tif",
     log:
-        "logs/predict/isbi2012-{split}-seed{seed}-heldout.log",
+        "logs/{ablation}predict/isbi2012-{split}-seed{seed}-heldout.log",
     benchmark:
-        "logs/benchmarks/predict/isbi2012-{split}-seed{seed}-heldout.tsv"
+        "logs/benchmarks/{ablation}predict/isbi2012-{split}-seed{seed}-heldout.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: PREDICT_RESOURCES["threads"]
@@ -21,7 +21,7 @@ rule predict_isbi:
         runtime=PREDICT_RESOURCES["runtime"],
         gpu=PREDICT_RESOURCES["gpu"],
     params:
-        args=predict_args(ISBI),
+        args=lambda wc: predict_args(ISBI, cfg(wc)),
         indices=heldout_indices,
     shell:
         "python {input.script} --model {input.model} --prepared {input.prepared}"
@@ -59,14 +59,14 @@ rule predict_ctc:
     """P(cell) of every frame of a held-out CTC sequence."""
     input:
         script=script("predict.py"),
-        model="results/models/{ctc_dataset}/{split}/seed{seed}/model.pt",
+        model=model_input,
         prepared="results/prepared/{ctc_dataset}/{sequence}.npz",
     output:
-        "results/predictions/{ctc_dataset}/{split}/seed{seed}/{sequence}.tif",
+        "results/{ablation}predictions/{ctc_dataset}/{split}/seed{seed}/{sequence}.tif",
     log:
-        "logs/predict/{ctc_dataset}-{split}-seed{seed}-{sequence}.log",
+        "logs/{ablation}predict/{ctc_dataset}-{split}-seed{seed}-{sequence}.log",
     benchmark:
-        "logs/benchmarks/predict/{ctc_dataset}-{split}-seed{seed}-{sequence}.tsv"
+        "logs/benchmarks/{ablation}predict/{ctc_dataset}-{split}-seed{seed}-{sequence}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: PREDICT_RESOURCES["threads"]
@@ -75,7 +75,7 @@ rule predict_ctc:
         runtime=PREDICT_RESOURCES["runtime"],
         gpu=PREDICT_RESOURCES["gpu"],
     params:
-        args=lambda wc: predict_args(wc.ctc_dataset),
+        args=lambda wc: predict_args(wc.ctc_dataset, cfg(wc)),
     shell:
         "python {input.script} --model {input.model} --prepared {input.prepared}"
         " {params.args} --threads {threads} --out {output} 2> {log}"
@@ -85,12 +85,12 @@ rule predict_ctc_annotated:
     """P(cell) of the annotated frames of a training sequence (to choose post-processing)."""
     input:
         script=script("predict.py"),
-        model="results/models/{ctc_dataset}/{split}/seed{seed}/model.pt",
+        model=model_input,
         prepared="results/prepared/{ctc_dataset}/{sequence}.npz",
     output:
-        "results/predictions/{ctc_dataset}/{split}/seed{seed}/annotated-{sequence}.tif",
+        "results/{ablation}predictions/{ctc_dataset}/{split}/seed{seed}/annotated-{sequence}.tif",
     log:
-        "logs/predict/{ctc_dataset}-{split}-seed{seed}-annotated-{sequence}.log",
+        "logs/{ablation}predict/{ctc_dataset}-{split}-seed{seed}-annotated-{sequence}.log",
     conda:
         "../../envs/torch.yaml"
     threads: PREDICT_RESOURCES["threads"]
@@ -99,7 +99,7 @@ rule predict_ctc_annotated:
         runtime=PREDICT_RESOURCES["runtime"],
         gpu=PREDICT_RESOURCES["gpu"],
     params:
-        args=lambda wc: predict_args(wc.ctc_dataset),
+        args=lambda wc: predict_args(wc.ctc_dataset, cfg(wc)),
     shell:
         "python {input.script} --model {input.model} --prepared {input.prepared} --annotated"
         " {params.args} --threads {threads} --out {output} 2> {log}"

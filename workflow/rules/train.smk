@@ -6,18 +6,23 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        model="results/models/{dataset}/{split}/seed{seed}/model.pt",
-        loss="results/models/{dataset}/{split}/seed{seed}/loss.csv",
+        model="results/{ablation}models/{dataset}/{split}/seed{seed}/model.pt",
+        loss="results/{ablation}models/{dataset}/{split}/seed{seed}/loss.csv",
         plot=report(
-            "results/models/{dataset}/{split}/seed{seed}/loss.png",
+            "results/{ablation}models/{dataset}/{split}/seed{seed}/loss.png",
             caption="../report/loss.rst",
             category="Training",
-            labels={"dataset": "{dataset}", "split": "{split}", "seed": "{seed}"},
+            labels={
+                "dataset": "{dataset}",
+                "split": "{split}",
+                "seed": "{seed}",
+                "variant": "{ablation}",
+            },
         ),
     log:
-        "logs/train/{dataset}-{split}-seed{seed}.log",
+        "logs/{ablation}train/{dataset}-{split}-seed{seed}.log",
     benchmark:
-        "logs/benchmarks/train/{dataset}-{split}-seed{seed}.tsv"
+        "logs/benchmarks/{ablation}train/{dataset}-{split}-seed{seed}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: config["resources"]["train"]["threads"]
@@ -28,7 +33,7 @@ rule train:
     params:
         args=train_args,
         # outside the declared outputs: Snakemake never deletes it, so a retried job resumes
-        checkpoint="results/checkpoints/{dataset}/{split}/seed{seed}/checkpoint.pt",
+        checkpoint="results/{ablation}checkpoints/{dataset}/{split}/seed{seed}/checkpoint.pt",
     shell:
         "python {input.script} --prepared {input.prepared} --weights {input.weights}"
         " --targets {input.targets} {params.args} --threads {threads}"

@@ -7,30 +7,18 @@ rule weights:
         script=script("weights.py"),
         prepared="results/prepared/{dataset}/{sequence}.npz",
     output:
-        weights="results/weights/{dataset}/{sequence}.weights.tif",
-        target="results/weights/{dataset}/{sequence}.target.tif",
+        weights="results/{ablation}weights/{dataset}/{sequence}.weights.tif",
+        target="results/{ablation}weights/{dataset}/{sequence}.target.tif",
     log:
-        "logs/weights/{dataset}-{sequence}.log",
+        "logs/{ablation}weights/{dataset}-{sequence}.log",
     benchmark:
-        "logs/benchmarks/weights/{dataset}-{sequence}.tsv"
+        "logs/benchmarks/{ablation}weights/{dataset}-{sequence}.tsv"
     conda:
         "../../envs/data.yaml"
     params:
-        w0=config["weights"]["w0"],
-        sigma=config["weights"]["sigma"],
-        class_balance=config["weights"]["class_balance"],
-        ignore=(
-            f"--unannotated {config['weights']['unannotated']}"
-            f" --ignore-margin {config['weights']['ignore_margin']}"
-            + (
-                f" --ignore-fallback-radius {config['weights']['ignore_fallback_radius']}"
-                if config["weights"]["ignore_fallback_radius"] is not None
-                else ""
-            )
-        ),
+        args=weights_args,
     shell:
-        "python {input.script} --prepared {input.prepared} --w0 {params.w0}"
-        " --sigma {params.sigma} --class-balance {params.class_balance} {params.ignore}"
+        "python {input.script} --prepared {input.prepared} {params.args}"
         " --out-weights {output.weights} --out-target {output.target} 2> {log}"
 
 
