@@ -3,17 +3,6 @@
 # worth. `snakemake ablations` builds it.
 
 
-def ablation_scores(name):
-    """Score files of a variant (or of "full"): its own where its evaluation differs."""
-    return isbi_scores_files(name) + ctc_scores_files(name)
-
-
-def ablation_variant_args():
-    return " ".join(
-        f"--variant {name} {' '.join(ablation_scores(name))}" for name in VARIANTS
-    )
-
-
 rule ablation_table:
     """One row per variant: Table 1 and 2 metrics and their differences to the full method."""
     input:

@@ -191,7 +191,7 @@ def weights_args(wildcards):
 def train_inputs(wildcards):
     """Prepared data, weight maps and targets of the split's training sequences."""
     seqs = ["train"] if wildcards.dataset == ISBI else ctc_train_sequences(wildcards)
-    w = "results/" + stage_dir(wildcards, "weights", wildcards.dataset) + "weights"
+    w = f"results/{stage_dir(wildcards, 'weights', wildcards.dataset)}weights"
     return {
         "script": script("train.py"),
         "prepared": [f"results/prepared/{wildcards.dataset}/{s}.npz" for s in seqs],
@@ -379,3 +379,14 @@ def evaluation_targets():
         for seed in SEEDS
     ]
     return files
+
+
+def ablation_scores(name):
+    """Score files of a variant (or of "full"): its own where its evaluation differs."""
+    return isbi_scores_files(name) + ctc_scores_files(name)
+
+
+def ablation_variant_args():
+    return " ".join(
+        f"--variant {name} {' '.join(ablation_scores(name))}" for name in VARIANTS
+    )
