@@ -179,7 +179,7 @@ def _rules() -> dict[str, str]:
     return rules
 
 
-TARGET_RULES = {"all", "weight_maps"}
+TARGET_RULES = {"all", "weight_maps", "ablations"}
 
 
 def test_every_rule_has_env_log_and_script():
