@@ -47,15 +47,13 @@ import numpy as np
 import torch
 import yaml
 
-from unet_repro.datasets import parse_indices
-from unet_repro.io import read_npz, read_tiff
 from unet_repro.model import UNet, output_size
 from unet_repro.train import (
     TileStream,
     check_train_config,
     learning_rate,
+    load_samples,
     make_optimizer,
-    normalize,
     weighted_cross_entropy,
 )
 
@@ -79,12 +77,7 @@ def load_training_set(results: Path, dataset: str) -> list[tuple[np.ndarray, ...
         for path in (prepared, weights, targets):
             if not path.exists():
                 raise SystemExit(f"{path}: missing; run the workflow's weights rule first")
-        data = read_npz(prepared)
-        w, t = read_tiff(weights), read_tiff(targets)
-        w, t = (w[None], t[None]) if w.ndim == 2 else (w, t)
-        images = data["images"][data["frames"]] if "frames" in data else data["images"]
-        picks = range(len(images)) if indices is None else parse_indices(indices, len(images))
-        samples += [(normalize(images[i]), t[i], w[i]) for i in picks]
+        samples += load_samples(prepared, weights, targets, indices)
     return samples
 
 

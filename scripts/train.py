@@ -12,23 +12,8 @@ from pathlib import Path
 import numpy as np
 from _common import run, setup_logging
 
-from unet_repro.datasets import parse_indices
-from unet_repro.io import read_npz, read_tiff
 from unet_repro.model import UNet
-from unet_repro.train import normalize, plot_loss, train
-
-
-def load_samples(prepared, weights, targets, indices=None):
-    """(image, target, weights) training triples of one prepared sequence.
-
-    ``indices``: an index list like ``"0-24"`` choosing the labelled images (all if None).
-    """
-    data = read_npz(prepared)
-    w, t = read_tiff(weights), read_tiff(targets)
-    w, t = (w[None], t[None]) if w.ndim == 2 else (w, t)
-    images = data["images"][data["frames"]] if "frames" in data else data["images"]
-    picks = range(len(images)) if indices is None else parse_indices(indices, len(images))
-    return [(normalize(images[i]), t[i], w[i]) for i in picks]
+from unet_repro.train import load_samples, plot_loss, train
 
 
 def main() -> None:

@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from .tables import html_page, latex_escape, mean_sd
 
 #: Configuration sections a variant may change.
 OVERLAY_SECTIONS = ("weights", "model", "train", "train_overrides", "predict", "evaluate")
@@ -195,12 +196,6 @@ def _units(scores: Sequence[Mapping[str, Any]]) -> dict[str, set]:
     return out
 
 
-def _mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    return sum(values) / len(values), (statistics.stdev(values) if len(values) > 1 else None)
-
-
 def ablation_rows(
     scores: Mapping[str, Sequence[Mapping[str, Any]]],
     overlays: Mapping[str, Mapping[str, Any]] | None = None,
@@ -244,11 +239,11 @@ def ablation_rows(
                     f"variant {name}: {m} measured on {sorted(units[m], key=str)}, the full "
                     f"method on {sorted(full_units[m], key=str)}"
                 )
-            row[m], row[m + "_sd"] = _mean_sd(list(per_seed[m].values()))
+            row[m], row[m + "_sd"] = mean_sd(list(per_seed[m].values()))
             deltas = [v - full[m][k] for k, v in per_seed[m].items() if k in full[m]]
             if name == FULL:
                 deltas = []
-            row[m + "_delta"], row[m + "_delta_sd"] = _mean_sd(deltas)
+            row[m + "_delta"], row[m + "_delta_sd"] = mean_sd(deltas)
         rows.append(row)
     return rows
 
@@ -299,11 +294,7 @@ def to_markdown(rows: Sequence[Mapping[str, Any]], caption: str) -> str:
 
 def to_latex(rows: Sequence[Mapping[str, Any]], caption: str) -> str:
     """The table as a LaTeX ``table`` (booktabs)."""
-
-    def esc(text: str) -> str:
-        for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("&", r"\&"), ("%", r"\%")):
-            text = text.replace(a, b)
-        return text.replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("–", "--")
+    esc = latex_escape
 
     out = [
         r"\begin{table}",
@@ -326,30 +317,12 @@ def to_html(rows: Sequence[Mapping[str, Any]], caption: str) -> str:
     """The table as a standalone HTML page (the report's item), cells as in Markdown."""
     from html import escape
 
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        '<head><meta charset="utf-8"><title>Ablations</title>',
-        "<style>",
-        "body { font-family: sans-serif; font-size: 14px; margin: 1em; }",
-        "table { border-collapse: collapse; }",
-        "caption { caption-side: top; text-align: left; padding-bottom: 0.5em; }",
-        "th, td { padding: 0.2em 0.6em; border-bottom: 1px solid #ddd; text-align: left; }",
-        "td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }",
-        "</style>",
-        "</head>",
-        "<body>",
-        "<table>",
-        f"<caption>{escape(caption)}</caption>",
-        "<thead><tr>" + "".join(f"<th>{escape(c)}</th>" for c in TABLE_COLUMNS) + "</tr></thead>",
-        "<tbody>",
-    ]
+    body = ["<tbody>"]
     for row in rows:
         cells = [f"<td>{escape(str(row[c]))}</td>" for c in ("variant", "changes", "seeds")]
         cells += [f'<td class="num">{escape(format_cell(row, m))}</td>' for m in METRICS]
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    out += ["</tbody>", "</table>", "</body>", "</html>"]
-    return "\n".join(out) + "\n"
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return html_page("Ablations", caption, TABLE_COLUMNS, [*body, "</tbody>"])
 
 
 def plot_differences(rows: Sequence[Mapping[str, Any]], out_png) -> None:

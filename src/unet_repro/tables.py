@@ -93,7 +93,7 @@ def table1_rows(ours: Sequence[dict]) -> list[dict]:
     return rows + summary_rows(rows, TABLE1_METRICS)
 
 
-def _mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
+def mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
     """Mean and sample standard deviation (None for no values / for fewer than two)."""
     if not values:
         return None, None
@@ -140,7 +140,7 @@ def summary_rows(rows: Sequence[dict], columns: Sequence[str], unit: str = "spli
                     "thresholds": "",
                 }
                 for c in columns:
-                    row[c], row[c + "_sd"] = _mean_sd([r[c] for r in group if r[c] is not None])
+                    row[c], row[c + "_sd"] = mean_sd([r[c] for r in group if r[c] is not None])
                 out.append(row)
         if len(split_names) < 2:
             continue
@@ -280,24 +280,27 @@ def to_markdown(rows: Sequence[dict], columns: Sequence[str], digits: dict[str, 
     return "\n".join(lines) + "\n"
 
 
+def latex_escape(text: str) -> str:
+    """``text`` for a LaTeX table cell: specials escaped, –, ± and Δ as LaTeX."""
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("_", r"\_"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("#", r"\#"),
+        ("–", "--"),
+        ("±", r"$\pm$"),
+        ("Δ", r"$\Delta$"),
+    ):
+        text = text.replace(a, b)
+    return text
+
+
 def to_latex(
     rows: Sequence[dict], columns: Sequence[str], digits: dict[str, int], caption: str
 ) -> str:
     """Rows as a LaTeX ``table`` (booktabs), paper rows above a rule, ours below."""
-
-    def esc(text: str) -> str:
-        for a, b in (
-            ("\\", r"\textbackslash{}"),
-            ("_", r"\_"),
-            ("&", r"\&"),
-            ("%", r"\%"),
-            ("#", r"\#"),
-            ("–", "--"),
-            ("±", r"$\pm$"),
-        ):
-            text = text.replace(a, b)
-        return text
-
+    esc = latex_escape
     out = [
         r"\begin{table}",
         r"\centering",
@@ -317,21 +320,17 @@ def to_latex(
     return "\n".join(out) + "\n"
 
 
-def to_html(
-    rows: Sequence[dict], columns: Sequence[str], digits: dict[str, int], caption: str
-) -> str:
-    """Rows as a standalone HTML page (the table of the Snakemake report), cells as Markdown's.
+def html_page(title: str, caption: str, columns: Sequence[str], body: Sequence[str]) -> str:
+    """A standalone HTML page holding one table: ``body`` is its ``<tbody>`` lines.
 
-    The paper's rows and ours are separate ``<tbody>`` groups (classes ``paper`` and ``ours``);
-    a number cell is right-aligned and reads "mean ± sd" in rows over seeds.
+    Cells of class ``num`` are right-aligned; a ``<tbody class="ours">`` is set off.
     """
     from html import escape
 
-    numeric = [c for c in columns if c in digits or c in TABLE1_METRICS + TABLE2_METRICS]
     out = [
         "<!DOCTYPE html>",
         '<html lang="en">',
-        '<head><meta charset="utf-8"><title>' + escape(caption.split(":")[0]) + "</title>",
+        f'<head><meta charset="utf-8"><title>{escape(title)}</title>',
         "<style>",
         "body { font-family: sans-serif; font-size: 14px; margin: 1em; }",
         "table { border-collapse: collapse; }",
@@ -345,7 +344,26 @@ def to_html(
         "<table>",
         f"<caption>{escape(caption)}</caption>",
         "<thead><tr>" + "".join(f"<th>{escape(c)}</th>" for c in columns) + "</tr></thead>",
+        *body,
+        "</table>",
+        "</body>",
+        "</html>",
     ]
+    return "\n".join(out) + "\n"
+
+
+def to_html(
+    rows: Sequence[dict], columns: Sequence[str], digits: dict[str, int], caption: str
+) -> str:
+    """Rows as a standalone HTML page (the table of the Snakemake report), cells as Markdown's.
+
+    The paper's rows and ours are separate ``<tbody>`` groups (classes ``paper`` and ``ours``);
+    a number cell is right-aligned and reads "mean ± sd" in rows over seeds.
+    """
+    from html import escape
+
+    numeric = [c for c in columns if c in digits or c in TABLE1_METRICS + TABLE2_METRICS]
+    out = []
     previous = None
     for row in rows:
         if row["source"] != previous:
@@ -361,8 +379,7 @@ def to_html(
         out.append("<tr>" + "".join(cells) + "</tr>")
     if previous is not None:
         out.append("</tbody>")
-    out += ["</table>", "</body>", "</html>"]
-    return "\n".join(out) + "\n"
+    return html_page(caption.split(":")[0], caption, columns, out)
 
 
 def write_table(

@@ -60,7 +60,8 @@ from tqdm.auto import tqdm
 
 from .augment import check_aug, sample_tile
 from .config import merge_settings
-from .io import atomic_path
+from .datasets import parse_indices
+from .io import atomic_path, read_npz, read_tiff
 from .model import UNet, output_size
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "TileStream",
     "check_train_config",
     "learning_rate",
+    "load_samples",
     "make_optimizer",
     "load_model",
     "normalize",
@@ -140,6 +142,21 @@ def normalize(image: np.ndarray) -> np.ndarray:
     x = np.asarray(image, dtype=np.float64)
     std = x.std()
     return ((x - x.mean()) / (std if std > 0 else 1.0)).astype(np.float32)
+
+
+def load_samples(prepared, weights, targets, indices=None) -> list[tuple[np.ndarray, ...]]:
+    """(image, target, weights) training triples of one prepared sequence, images normalised.
+
+    ``prepared``: the workflow's ``.npz`` (images, and for CTC data the annotated ``frames``);
+    ``weights``, ``targets``: its weight-map and target TIFFs (one page per annotated image);
+    ``indices``: an index list like ``"0-24"`` choosing the labelled images (all if None).
+    """
+    data = read_npz(prepared)
+    w, t = read_tiff(weights), read_tiff(targets)
+    w, t = (w[None], t[None]) if w.ndim == 2 else (w, t)
+    images = data["images"][data["frames"]] if "frames" in data else data["images"]
+    picks = range(len(images)) if indices is None else parse_indices(indices, len(images))
+    return [(normalize(images[i]), t[i], w[i]) for i in picks]
 
 
 def learning_rate(cfg: Mapping[str, Any], iteration: int) -> float:
