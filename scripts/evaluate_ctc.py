@@ -20,6 +20,7 @@ from _common import run, setup_logging
 from unet_repro.io import DataError, read_tiff, write_json
 from unet_repro.metrics.ctc import evaluate_sequence_seg, write_ctc_result
 from unet_repro.postprocess import KEYS, segment
+from unet_repro.provenance import score_provenance
 
 
 def official_seg(res: Path, gt: Path, log) -> float | None:
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--split", required=True)
     parser.add_argument("--seed", type=int, default=None, help="the model's training seed")
     parser.add_argument("--config-name", required=True)
+    parser.add_argument("--variant", default="full", help="configuration variant (provenance)")
     parser.add_argument(
         "--crosscheck",
         action=argparse.BooleanOptionalAction,
@@ -121,6 +123,7 @@ def main() -> None:
             "selected_on": chosen.get("selected_on"),
             "seg_selection": chosen.get("seg"),
             "frames": len(masks),
+            "provenance": score_provenance(args.prediction, args.variant),
         },
     )
 

@@ -14,6 +14,7 @@ from _common import run, setup_logging
 from unet_repro.datasets import parse_indices
 from unet_repro.io import DataError, read_npz, read_tiff, write_json, write_text
 from unet_repro.metrics.isbi import isbi_scores
+from unet_repro.provenance import score_provenance
 
 METRICS = ("warping_error", "rand_error", "pixel_error")
 
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--split", required=True)
     parser.add_argument("--seed", type=int, default=None, help="the model's training seed")
     parser.add_argument("--config-name", required=True)
+    parser.add_argument("--variant", default="full", help="configuration variant (provenance)")
     parser.add_argument("--out-csv", type=Path, required=True)
     parser.add_argument("--out-json", type=Path, required=True)
     args = parser.parse_args()
@@ -60,6 +62,7 @@ def main() -> None:
         "seed": args.seed,
         "config": args.config_name,
         "heldout_slices": indices,
+        "provenance": score_provenance(args.proposal, args.variant),
     }
     for m in METRICS:
         summary[m] = scores[m].best

@@ -7,6 +7,7 @@ submission format: an uncompressed 32-bit float stack.
 """
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from _common import run, setup_logging
 from unet_repro.datasets import parse_indices
 from unet_repro.inference import predict_volume, resolve_transforms
 from unet_repro.io import read_npz, write_tiff
+from unet_repro.provenance import record
 from unet_repro.train import load_model, normalize
 
 
@@ -45,8 +47,15 @@ def main() -> None:
         help="CUDA only: NHWC memory format for the model and tiles (default: on)",
     )
     parser.add_argument("--transforms", nargs="*", default=["identity"], help="test-time averaging")
+    parser.add_argument(
+        "--deterministic",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="CUDA only: deterministic kernels, no autotuning (default: on)",
+    )
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--variant", default="full", help="configuration variant (provenance)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument(
         "--uncompressed",
@@ -60,6 +69,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda"):
+        from unet_repro.train import configure_cuda
+
+        configure_cuda(args.deterministic)
     model = load_model(args.model, map_location=device)
     data = read_npz(args.prepared)
     images = data["images"]
@@ -94,7 +107,20 @@ def main() -> None:
         amp=args.amp,
         channels_last=args.channels_last,
     )
-    write_tiff(args.out, probs.astype(np.float32), None if args.uncompressed else "zlib")
+    # what made these numbers, in the TIFF itself (ImageDescription): the model's training
+    # record (with its seed) and this prediction's
+    trained = dict(model.provenance or {})
+    provenance = {
+        "seed": trained.pop("seed", None),
+        "train": trained or None,
+        "predict": record(args.variant, device, torch.get_num_threads()),
+    }
+    write_tiff(
+        args.out,
+        probs.astype(np.float32),
+        None if args.uncompressed else "zlib",
+        description=json.dumps({"provenance": provenance}, sort_keys=True),
+    )
     log.info("wrote %s in %.1f s", args.out, time.perf_counter() - t0)
 
 

@@ -16,6 +16,7 @@ from _common import run, setup_logging
 
 from unet_repro.io import DataError, atomic_path, read_npz, read_tiff, write_json
 from unet_repro.postprocess import select_postprocessing
+from unet_repro.provenance import score_provenance
 
 
 def main() -> None:
@@ -33,6 +34,7 @@ def main() -> None:
         "--prepared", type=Path, nargs="+", required=True, help="prepared .npz, same order"
     )
     parser.add_argument("--grid", default="{}", help="JSON: candidate values per setting")
+    parser.add_argument("--variant", default="full", help="configuration variant (provenance)")
     parser.add_argument("--out-json", type=Path, required=True)
     parser.add_argument("--out-csv", type=Path, required=True)
     args = parser.parse_args()
@@ -55,6 +57,7 @@ def main() -> None:
     best, rows = select_postprocessing(probs, truths, json.loads(args.grid))
     best["selected_on"] = sources
     best["frames"] = len(probs)
+    best["provenance"] = score_provenance(args.predictions[0], args.variant)
     write_json(args.out_json, best)
     with atomic_path(args.out_csv) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))

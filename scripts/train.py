@@ -7,13 +7,15 @@ the last one stopped). Writes the final model, the loss log (CSV) and the loss c
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 from _common import run, setup_logging
 
 from unet_repro.model import UNet
-from unet_repro.train import load_samples, plot_loss, train
+from unet_repro.provenance import THREADS_ENV
+from unet_repro.train import check_train_config, load_samples, plot_loss, train
 
 
 def main() -> None:
@@ -34,23 +36,44 @@ def main() -> None:
     parser.add_argument("--train-config", default="{}", help="JSON: training settings")
     parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument(
+        "--configured-threads",
+        type=int,
+        default=int(os.environ.get(THREADS_ENV, 0)) or None,
+        help="the configuration's thread count (resources.train.threads), to compare with the"
+        f" one it runs with (default: ${THREADS_ENV}, which the workflow sets)",
+    )
+    parser.add_argument("--variant", default="full", help="configuration variant (provenance)")
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--out-model", type=Path, required=True)
     parser.add_argument("--out-log", type=Path, required=True, help="loss CSV")
     parser.add_argument("--out-plot", type=Path, required=True, help="loss curve PNG")
     args = parser.parse_args()
     log = setup_logging()
-    if args.threads:
-        import torch
+    import torch
 
+    if args.threads:
         torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    log.info("torch runs with %d thread(s)", threads)
+    if args.configured_threads and threads != args.configured_threads:
+        log.warning(
+            "training with %d torch thread(s) where the configuration asks for %d (Snakemake"
+            " lowers a rule's threads to --cores): the numbers will differ in the last bits"
+            " from a run with %d threads, and so will everything computed from this model",
+            threads,
+            args.configured_threads,
+            args.configured_threads,
+        )
     if not len(args.prepared) == len(args.weights) == len(args.targets):
         raise SystemExit("--prepared, --weights and --targets need the same number of files")
     samples = []
     for prepared, weights, targets in zip(args.prepared, args.weights, args.targets, strict=True):
         samples += load_samples(prepared, weights, targets, args.indices)
     model_cfg, train_cfg = json.loads(args.model_config), json.loads(args.train_config)
-    model = UNet(in_channels=1, n_classes=2, **model_cfg)
+    seed = check_train_config(train_cfg)["seed"]
+    # the initial weights from a generator seeded from the seed, not from torch's global one
+    model = UNet(in_channels=1, n_classes=2, **model_cfg, seed=seed)
     log.info("%d training images; model %s; training %s", len(samples), model_cfg, train_cfg)
     if args.checkpoint.exists():
         log.info("resuming from %s", args.checkpoint)
@@ -62,6 +85,7 @@ def main() -> None:
         checkpoint=args.checkpoint,
         log_csv=args.out_log,
         device=args.device,
+        variant=args.variant,
     )
     plot_loss(args.out_log, args.out_plot)
     rows = np.loadtxt(args.out_log, delimiter=",", skiprows=1, ndmin=2)

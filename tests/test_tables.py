@@ -5,6 +5,7 @@ import io
 
 import pytest
 
+from unet_repro.provenance import FIELDS as PROVENANCE_FIELDS
 from unet_repro.tables import (
     TABLE1_COLUMNS,
     TABLE2_COLUMNS,
@@ -229,7 +230,12 @@ def test_one_seed_has_no_sd_and_csv_has_sd_columns(tmp_path):
     metrics = ("warping_error", "rand_error", "pixel_error")
     write_table(rows, TABLE1_COLUMNS, {}, "c", tmp_path / "t1", metrics)
     table = list(csv.DictReader(io.StringIO((tmp_path / "t1.csv").read_text())))
-    assert list(table[0])[-3:] == ["warping_error_sd", "rand_error_sd", "pixel_error_sd"]
+    assert list(table[0])[-8:] == [
+        "warping_error_sd",
+        "rand_error_sd",
+        "pixel_error_sd",
+        *PROVENANCE_FIELDS,
+    ]
     assert float(table[-1]["rand_error"]) == pytest.approx(0.15)
     assert table[-1]["rand_error_sd"] == "" and table[-2]["seed"] == "0"
 

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,17 +74,53 @@ def read_tiff(path: str | os.PathLike) -> np.ndarray:
 
 
 def write_tiff(
-    path: str | os.PathLike, array: np.ndarray, compression: str | None = "zlib"
+    path: str | os.PathLike,
+    array: np.ndarray,
+    compression: str | None = "zlib",
+    description: str | None = None,
 ) -> None:
-    """Write ``array`` as a (multi-page) TIFF atomically."""
+    """Write ``array`` as a (multi-page) TIFF atomically.
+
+    ``description`` (7-bit ASCII, e.g. JSON) goes into the first page's ImageDescription tag
+    (see :func:`tiff_description`). No date is written, so equal arrays give equal files.
+    """
     with atomic_path(path, suffix=".tif") as tmp:
-        tifffile.imwrite(tmp, np.asarray(array), photometric="minisblack", compression=compression)
+        tifffile.imwrite(
+            tmp,
+            np.asarray(array),
+            photometric="minisblack",
+            compression=compression,
+            description=description,
+        )
+
+
+def tiff_description(path: str | os.PathLike) -> str | None:
+    """The first page's ImageDescription of a TIFF file (``None`` when it has none)."""
+    path = Path(path)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tag = tif.pages[0].tags.get("ImageDescription")
+            return None if tag is None else str(tag.value)
+    except Exception as err:
+        raise DataError(f"{path}: unreadable TIFF ({type(err).__name__}: {err})") from err
 
 
 def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """Write named arrays to a compressed ``.npz`` atomically."""
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, **arrays)
+    """Write named arrays to a compressed ``.npz`` atomically, reproducibly.
+
+    The file is what ``np.savez_compressed`` writes (``np.load`` reads it), except that every
+    member carries the fixed zip date 1980-01-01 instead of the time of writing, so equal
+    arrays give byte-identical files.
+    """
+    with (
+        atomic_path(path, suffix=".npz") as tmp,
+        zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf,
+    ):
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
 
 
 def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -52,6 +52,7 @@ __all__ = [
     "check_input_size",
     "count_parameters",
     "forward_flops",
+    "init_generator",
     "init_weights",
     "margin",
     "output_size",
@@ -242,6 +243,22 @@ def _fan_in(module: nn.Conv2d | nn.ConvTranspose2d) -> int:
     return module.in_channels * kh * kw // module.groups
 
 
+#: Stream of the initial weights in :func:`init_generator` (the training's other random draws,
+#: tiles and dropout, use the seed itself; this keeps the initial weights a separate stream).
+INIT_STREAM = 0x696E6974  # "init"
+
+
+def init_generator(seed: int) -> torch.Generator:
+    """A CPU generator for the initial weights, seeded from ``seed`` alone.
+
+    Its state is ``numpy.random.SeedSequence([seed, INIT_STREAM])``'s first 64 bits, so
+    different seeds give unrelated weights, and the weights do not depend on the global
+    generators, the device the network later runs on or anything drawn before.
+    """
+    words = np.random.SeedSequence([int(seed), INIT_STREAM]).generate_state(2)
+    return torch.Generator().manual_seed(int(words[0]) << 32 | int(words[1]))
+
+
 def init_weights(model: nn.Module, generator: torch.Generator | None = None) -> None:
     """He initialisation of section 3: weights ~ N(0, sqrt(2/N)), biases 0.
 
@@ -277,6 +294,10 @@ class UNet(nn.Module):
         levels). See the module docstring.
     dropout : float
         Dropout probability (0.5 in the release); 0 disables dropout.
+    seed : int, optional
+        Draw the initial weights from a generator seeded from ``seed``
+        (:func:`init_generator`), so they are a function of the seed alone; ``None`` draws
+        them from torch's global generator (which torch seeds randomly in every process).
 
     Notes
     -----
@@ -293,6 +314,7 @@ class UNet(nn.Module):
         depth: int = 4,
         variant: str = "paper",
         dropout: float = 0.5,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         _check_depth(depth)
@@ -345,7 +367,7 @@ class UNet(nn.Module):
             c_in = widths[level]
         self.head = nn.Conv2d(widths[0], n_classes, 1)
         self.pool = nn.MaxPool2d(2, stride=2)
-        init_weights(self)
+        init_weights(self, None if seed is None else init_generator(seed))
 
     @property
     def margin(self) -> int:

@@ -9,6 +9,12 @@ a row with the mean and the sample standard deviation over the seeds (``<metric>
 CSV, "mean ± sd" in Markdown and LaTeX), and per configuration the mean over splits, whose
 standard deviation is that of the per-seed means over splits (how much the configuration's
 headline number moves with the seed).
+
+Every table says what produced its rows (:mod:`unet_repro.provenance`): the CSV has the
+columns ``commit``, ``config_digest``, ``device``, ``threads`` and ``versions`` on each of our
+rows; Markdown, LaTeX and HTML have a ``provenance`` column naming a record (P1, P2, ...) that
+a "Provenance" note below the table spells out, so a table sent on its own still says what
+made it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .io import write_text
+from .provenance import FIELDS as PROVENANCE_FIELDS
+from .provenance import flatten, steps_of
 
 #: Table 1 of the paper: EM segmentation challenge, (group, warping, Rand, pixel error).
 PAPER_TABLE1: list[tuple[str, float, float, float]] = [
@@ -88,6 +96,7 @@ def table1_rows(ours: Sequence[dict]) -> list[dict]:
                 "rand_error": s["rand_error"],
                 "pixel_error": s["pixel_error"],
                 "thresholds": f"w/R/p {ths}",
+                "_provenance": steps_of(s),
             }
         )
     return rows + summary_rows(rows, TABLE1_METRICS)
@@ -138,6 +147,7 @@ def summary_rows(rows: Sequence[dict], columns: Sequence[str], unit: str = "spli
                     "seed": f"mean ± sd of {len(group)}",
                     "config": config,
                     "thresholds": "",
+                    "_provenance": [p for r in group for p in r.get("_provenance", [])],
                 }
                 for c in columns:
                     row[c], row[c + "_sd"] = mean_sd([r[c] for r in group if r[c] is not None])
@@ -150,6 +160,7 @@ def summary_rows(rows: Sequence[dict], columns: Sequence[str], unit: str = "spli
             "seed": seed_cell,
             "config": config,
             "thresholds": "",
+            "_provenance": [p for r in mine for p in r.get("_provenance", [])],
         }
         counts = {}
         for c in columns:
@@ -219,6 +230,7 @@ def table2_rows(ours: Sequence[dict]) -> list[dict]:
                 "PhC-U373": None,
                 "DIC-HeLa": None,
                 "thresholds": "",
+                "_provenance": [],
             },
         )
         if row[column[s["dataset"]]] is not None:
@@ -227,6 +239,7 @@ def table2_rows(ours: Sequence[dict]) -> list[dict]:
                 f" seed {s.get('seed')}, config {s['config']}"
             )
         row[column[s["dataset"]]] = s["seg"]
+        row["_provenance"] += steps_of(s)
         post.setdefault(key, {})[column[s["dataset"]]] = postprocessing(s)
     for key, row in by_key.items():
         texts = post[key]
@@ -297,7 +310,11 @@ def latex_escape(text: str) -> str:
 
 
 def to_latex(
-    rows: Sequence[dict], columns: Sequence[str], digits: dict[str, int], caption: str
+    rows: Sequence[dict],
+    columns: Sequence[str],
+    digits: dict[str, int],
+    caption: str,
+    notes: Sequence[str] = (),
 ) -> str:
     """Rows as a LaTeX ``table`` (booktabs), paper rows above a rule, ours below."""
     esc = latex_escape
@@ -305,7 +322,9 @@ def to_latex(
         r"\begin{table}",
         r"\centering",
         f"\\caption{{{esc(caption)}}}",
-        r"\begin{tabular}{" + "l" * 5 + "r" * (len(columns) - 6) + "l}",
+        r"\begin{tabular}{"
+        + "".join("r" if c in TABLE1_METRICS + TABLE2_METRICS else "l" for c in columns)
+        + "}",
         r"\toprule",
         " & ".join(esc(c) for c in columns) + r" \\",
         r"\midrule",
@@ -316,14 +335,24 @@ def to_latex(
             out.append(r"\midrule")
         previous = row["source"]
         out.append(" & ".join(esc(_cell(row, c, digits.get(c, 4))) for c in columns) + r" \\")
-    out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    out += [r"\bottomrule", r"\end{tabular}"]
+    if notes:
+        out.append(r"\par\footnotesize Provenance: " + "; ".join(esc(n) for n in notes))
+    out.append(r"\end{table}")
     return "\n".join(out) + "\n"
 
 
-def html_page(title: str, caption: str, columns: Sequence[str], body: Sequence[str]) -> str:
+def html_page(
+    title: str,
+    caption: str,
+    columns: Sequence[str],
+    body: Sequence[str],
+    notes: Sequence[str] = (),
+) -> str:
     """A standalone HTML page holding one table: ``body`` is its ``<tbody>`` lines.
 
-    Cells of class ``num`` are right-aligned; a ``<tbody class="ours">`` is set off.
+    Cells of class ``num`` are right-aligned; a ``<tbody class="ours">`` is set off. ``notes``
+    (plain text) are listed below the table under "Provenance".
     """
     from html import escape
 
@@ -338,6 +367,7 @@ def html_page(title: str, caption: str, columns: Sequence[str], body: Sequence[s
         "th, td { padding: 0.2em 0.6em; border-bottom: 1px solid #ddd; text-align: left; }",
         "td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }",
         "tbody.ours { border-top: 2px solid #333; background: #f4f8ff; }",
+        ".notes { font-size: 12px; color: #333; }",
         "</style>",
         "</head>",
         "<body>",
@@ -346,6 +376,13 @@ def html_page(title: str, caption: str, columns: Sequence[str], body: Sequence[s
         "<thead><tr>" + "".join(f"<th>{escape(c)}</th>" for c in columns) + "</tr></thead>",
         *body,
         "</table>",
+        *(
+            ['<p class="notes">Provenance:</p>', '<ul class="notes">']
+            + [f"<li>{escape(n)}</li>" for n in notes]
+            + ["</ul>"]
+            if notes
+            else []
+        ),
         "</body>",
         "</html>",
     ]
@@ -353,7 +390,11 @@ def html_page(title: str, caption: str, columns: Sequence[str], body: Sequence[s
 
 
 def to_html(
-    rows: Sequence[dict], columns: Sequence[str], digits: dict[str, int], caption: str
+    rows: Sequence[dict],
+    columns: Sequence[str],
+    digits: dict[str, int],
+    caption: str,
+    notes: Sequence[str] = (),
 ) -> str:
     """Rows as a standalone HTML page (the table of the Snakemake report), cells as Markdown's.
 
@@ -379,7 +420,28 @@ def to_html(
         out.append("<tr>" + "".join(cells) + "</tr>")
     if previous is not None:
         out.append("</tbody>")
-    return html_page(caption.split(":")[0], caption, columns, out)
+    return html_page(caption.split(":")[0], caption, columns, out, notes)
+
+
+def with_provenance(rows: Sequence[dict]) -> tuple[list[dict], list[str]]:
+    """Rows with their provenance fields and a ``provenance`` name, and the named records.
+
+    Each of our rows gets :data:`unet_repro.provenance.FIELDS` (flattened over the steps of
+    its scores files) and ``provenance`` = ``"P<k>"``, one name per distinct record; the notes
+    are ``"P<k>: commit ...; config_digest ...; ..."`` in order of first use.
+    """
+    names: dict[tuple, str] = {}
+    out = []
+    for row in rows:
+        fields = flatten(row.get("_provenance", []))
+        row = {k: v for k, v in row.items() if k != "_provenance"}
+        if fields:
+            key = tuple(sorted(fields.items()))
+            row.update(fields)
+            row["provenance"] = names.setdefault(key, f"P{len(names) + 1}")
+        out.append(row)
+    notes = [f"{name}: " + "; ".join(f"{k} {v}" for k, v in key) for key, name in names.items()]
+    return out, notes
 
 
 def write_table(
@@ -393,14 +455,69 @@ def write_table(
 ) -> list[Path]:
     """Write ``<stem>.csv``, ``<stem>.md`` and ``<stem>.tex`` (and ``<stem>.html``) atomically.
 
-    The CSV has a ``<metric>_sd`` column per metric (empty except in rows over seeds).
+    The CSV has a ``<metric>_sd`` column per metric (empty except in rows over seeds) and the
+    provenance fields; the others a ``provenance`` column and the records below the table
+    (:func:`with_provenance`).
     """
     stem = Path(stem)
+    rows, notes = with_provenance(rows)
+    shown = [*columns, "provenance"] if notes else list(columns)
     paths = [stem.with_suffix(s) for s in (".csv", ".md", ".tex")]
-    write_text(paths[0], to_csv(rows, csv_columns(columns, metrics)))
-    write_text(paths[1], f"{caption}\n\n" + to_markdown(rows, columns, digits))
-    write_text(paths[2], to_latex(rows, columns, digits, caption))
+    write_text(paths[0], to_csv(rows, [*csv_columns(columns, metrics), *PROVENANCE_FIELDS]))
+    md_notes = "\n\nProvenance:\n\n" + "".join(f"- {n}\n" for n in notes) if notes else ""
+    write_text(paths[1], f"{caption}\n\n" + to_markdown(rows, shown, digits) + md_notes)
+    write_text(paths[2], to_latex(rows, shown, digits, caption, notes))
     if html:
         paths.append(stem.with_suffix(".html"))
-        write_text(paths[3], to_html(rows, columns, digits, caption))
+        write_text(paths[3], to_html(rows, shown, digits, caption, notes))
     return paths
+
+
+PROVENANCE_COLUMNS = [
+    "scores",
+    "seed",
+    "step",
+    "commit",
+    "tree",
+    "config_digest",
+    "device",
+    "threads",
+    "versions",
+]
+
+
+def provenance_rows(scores: Sequence[dict]) -> list[dict]:
+    """One row per scores file and step (train, predict, evaluate) with its whole record."""
+    out = []
+    for s in scores:
+        what = " ".join(
+            str(s[k]) for k in ("config", "dataset", "split", "sequence") if s.get(k) is not None
+        )
+        for step, rec in steps_of(s):
+            versions = rec.get("versions") or {}
+            out.append(
+                {
+                    "scores": what,
+                    "seed": s.get("seed"),
+                    "step": step,
+                    "commit": rec.get("commit"),
+                    "tree": rec.get("tree"),
+                    "config_digest": rec.get("config_digest"),
+                    "device": rec.get("device"),
+                    "threads": rec.get("threads"),
+                    "versions": ", ".join(f"{k} {v}" for k, v in versions.items() if v),
+                }
+            )
+    return out
+
+
+def provenance_html(scores: Sequence[dict], caption: str) -> str:
+    """The report's provenance page: :func:`provenance_rows` as an HTML table."""
+    from html import escape
+
+    body = ['<tbody class="ours">']
+    for row in provenance_rows(scores):
+        cells = "".join(f"<td>{escape(_fmt(row[c], 4))}</td>" for c in PROVENANCE_COLUMNS)
+        body.append(f"<tr>{cells}</tr>")
+    body.append("</tbody>")
+    return html_page("Provenance", caption, PROVENANCE_COLUMNS, body)

@@ -12,14 +12,26 @@ SGD with momentum 0.99, loss = ``mean_x w(x) * -log p_{l(x)}(x)`` over the outpu
 
 Reproducibility and resuming
 ----------------------------
-The tile of iteration ``i`` is drawn from ``numpy.random.default_rng([seed, i])``: it is a pure
-function of ``(seed, i)``, independent of what ran before, of restarts and of data-loader worker
-processes. The only other randomness (dropout) uses torch's global generator, which is saved in
-the checkpoint together with the model, the optimizer (momentum buffers), the Python and numpy
-global generator states, the logged-loss accumulator and the elapsed time. The learning rate is a
-function of the iteration (:func:`learning_rate`), so there is no scheduler state. A run that is
-killed and resumed from its last checkpoint therefore ends with exactly the same weights, on the
-same device and software, as an uninterrupted run.
+Every random draw follows the seed. The initial weights come from a generator seeded from the
+seed alone (``UNet(seed=...)``, :func:`unet_repro.model.init_generator`), never from torch's
+global generator, which torch seeds randomly in every new process. The tile of iteration ``i``
+is drawn from ``numpy.random.default_rng([seed, i])``: it is a pure function of ``(seed, i)``,
+independent of what ran before, of restarts and of data-loader worker processes. The only other
+randomness (dropout) uses torch's global generator, seeded from the seed when training starts
+and saved in the checkpoint together with the model, the optimizer (momentum buffers), the
+Python and numpy global generator states, the logged-loss accumulator and the elapsed time. The
+learning rate is a function of the iteration (:func:`learning_rate`), so there is no scheduler
+state. A run that is killed and resumed from its last checkpoint therefore ends with exactly the
+same weights, on the same device and software, as an uninterrupted run.
+
+On the CPU, two runs with one seed and one torch thread count are bit-identical; a different
+thread count changes the order of floating-point sums inside the convolutions, and with it the
+last bits from the second iteration on. The model file records the thread count (and the rest
+of :mod:`unet_repro.provenance`). On CUDA, ``deterministic`` (default true) selects
+deterministic algorithms (``torch.use_deterministic_algorithms``, warning rather than failing
+for an operation that has none), ``cudnn.deterministic`` without autotuning, and cuBLAS's
+fixed workspace (``CUBLAS_WORKSPACE_CONFIG=:4096:8``, unless set already); ``false`` autotunes
+the kernels instead (``cudnn.benchmark``), faster, not bit-identical between runs.
 
 Every file is written atomically (temporary file in the same folder, then ``os.replace``), so a
 kill never leaves a truncated checkpoint or model.
@@ -29,11 +41,12 @@ GPU efficiency
 None of these settings changes what is computed (the loss, the tiles, the update rule); on the
 CPU they are ignored, so the CPU path is unchanged. On CUDA: tiles are prepared by ``workers``
 data-loader processes (each ``prefetch_factor`` tiles ahead, persistent), in page-locked memory
-and copied asynchronously; cuDNN autotunes its kernels for the fixed tile size
-(``cudnn.benchmark``); ``channels_last`` (default true) stores the model and its input in the NHWC
-layout that cuDNN's tensor-core convolutions use natively; ``amp`` (default false) runs the
-forward pass under bfloat16 autocast: convolutions with bfloat16 operands and float32
-accumulation, about twice the tensor-core rate, at about 3 significant digits per operand (the
+and copied asynchronously; with ``deterministic: false`` cuDNN autotunes its kernels for the
+fixed tile size (``cudnn.benchmark``); ``channels_last`` (default true) stores the model and its
+input in the NHWC layout that cuDNN's tensor-core convolutions use natively; ``amp`` (default
+false) runs the forward pass under bfloat16 autocast: convolutions with bfloat16 operands and
+float32 accumulation, about twice the tensor-core rate, at about 3 significant digits per
+operand (the
 loss, the weights, the gradients' accumulation and the optimizer stay float32). PyTorch's
 default ``torch.backends.cudnn.allow_tf32 = True`` already runs float32 convolutions on TF32
 tensor cores. Results on a GPU are not bit-identical across these settings (kernel choice
@@ -63,11 +76,13 @@ from .config import merge_settings
 from .datasets import parse_indices
 from .io import atomic_path, read_npz, read_tiff
 from .model import UNet, output_size
+from .provenance import record
 
 __all__ = [
     "DEFAULT_TRAIN",
     "TileStream",
     "check_train_config",
+    "configure_cuda",
     "learning_rate",
     "load_samples",
     "make_optimizer",
@@ -97,6 +112,7 @@ DEFAULT_TRAIN: dict[str, Any] = {
     "log_every": 10,  # CSV row = mean loss over the last log_every iterations
     "amp": False,  # bfloat16 autocast, CUDA only
     "channels_last": True,  # NHWC memory format for the model and its inputs, CUDA only
+    "deterministic": True,  # CUDA only: deterministic kernels, no autotuning (bit-identical runs)
     "workers": 0,  # data-loader worker processes for tile sampling (0: in the main process)
     "prefetch_factor": 4,  # tiles each worker prepares ahead (workers > 0 only)
     "augment": {},  # merged into unet_repro.augment.DEFAULT_AUG
@@ -114,6 +130,7 @@ RESUME_MAY_CHANGE = (
     "prefetch_factor",
     "amp",
     "channels_last",
+    "deterministic",
 )
 
 
@@ -265,10 +282,14 @@ def _truncate_log(path: Path, iteration: int) -> None:
 
 
 def load_model(path: Path, map_location: str | torch.device = "cpu") -> UNet:
-    """Rebuild the :class:`~unet_repro.model.UNet` written by :func:`train` (in eval mode)."""
+    """Rebuild the :class:`~unet_repro.model.UNet` written by :func:`train` (in eval mode).
+
+    Its ``provenance`` attribute holds the record the training wrote (see :func:`train`).
+    """
     state = torch.load(path, map_location=map_location, weights_only=True)
     model = UNet(**state["model_config"])
     model.load_state_dict(state["state_dict"])
+    model.provenance = state.get("provenance")  # None for models written before it existed
     return model.eval()
 
 
@@ -310,6 +331,22 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def configure_cuda(deterministic: bool) -> None:
+    """CUDA kernels: deterministic (bit-identical runs) or autotuned (faster, not repeatable).
+
+    ``True``: ``torch.use_deterministic_algorithms(True, warn_only=True)`` (an operation
+    without a deterministic implementation warns instead of failing), ``cudnn.deterministic``
+    and no autotuning, and ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (cuBLAS's fixed workspace; it
+    must be set before the first cuBLAS call of the process, so an existing value is kept).
+    ``False``: cuDNN autotunes its kernels for the (fixed) tile size.
+    """
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+
+
 def _check_samples(samples, n_classes: int) -> None:
     if len(samples) == 0:
         raise ValueError("no training samples")
@@ -334,6 +371,7 @@ def train(
     device: str | torch.device | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    variant: str = "full",
 ) -> torch.nn.Module:
     """Train ``model`` on random tiles of ``samples``; resume from ``checkpoint`` if it exists.
 
@@ -347,8 +385,10 @@ def train(
     cfg : mapping
         Settings merged into :data:`DEFAULT_TRAIN`.
     out_model : Path
-        Final ``{"state_dict", "model_config", "train_config", "iterations"}``, written
-        atomically at the end (see :func:`load_model`).
+        Final ``{"state_dict", "model_config", "train_config", "iterations", "provenance"}``,
+        written atomically at the end (see :func:`load_model`); ``provenance`` is the seed and
+        :func:`unet_repro.provenance.record` of this run (device, thread count, versions,
+        commit, configuration digest), without times, so a repeated run writes the same bytes.
     checkpoint : Path
         Written atomically every ``checkpoint_every`` iterations and at the end.
     log_csv : Path
@@ -361,6 +401,9 @@ def train(
     stop_after : int, optional
         Return after this many iterations of this call without writing ``out_model`` (simulates
         a kill, for tests).
+    variant : str
+        The configuration variant (``"full"`` or an ablation's name) whose configuration digest
+        the provenance records.
 
     Returns
     -------
@@ -377,12 +420,12 @@ def train(
     # NHWC lets cuDNN use its tensor-core kernels without layout transposes; on the CPU the
     # default (NCHW) layout is kept, so the CPU path (and its bit-identical resume) is unchanged
     memory_format = torch.channels_last if cfg["channels_last"] and cuda else None
+    if cuda:
+        configure_cuda(bool(cfg["deterministic"]))
     model.to(device)
     if memory_format is not None:
         model.to(memory_format=memory_format)
     opt = make_optimizer(model, cfg)
-    if cuda:
-        torch.backends.cudnn.benchmark = True  # one tile size: autotune the kernels once
 
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
@@ -474,6 +517,10 @@ def train(
             "model_config": dict(getattr(model, "config", {})),
             "train_config": cfg,
             "iterations": n_iter,
+            "provenance": {
+                "seed": int(cfg["seed"]),
+                **record(variant, device, torch.get_num_threads()),
+            },
         },
         out_model,
     )

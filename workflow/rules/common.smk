@@ -1,4 +1,5 @@
 import json
+import os
 import shlex
 import sys
 
@@ -21,6 +22,11 @@ from unet_repro.ablations import (
 )  # noqa: E402
 from unet_repro.config import check_splits, coerce_config, has_heldout  # noqa: E402
 from unet_repro.datasets import CTC_DATASETS, ISBI  # noqa: E402
+from unet_repro.provenance import (
+    ENV as PROVENANCE_ENV,
+    THREADS_ENV,
+    config_digest,
+)  # noqa: E402
 
 if "sources" not in config:
     config["sources"] = yaml.safe_load(Path(REPO, "config/sources.yaml").read_text())
@@ -52,6 +58,17 @@ for _name in config["ablations"]:
         validate(VARIANTS[_name], "../schemas/config.schema.yaml")
     except Exception as err:
         raise ValueError(f"config: ablations.{_name}: the merged configuration: {err}")
+
+# Provenance: the digest of each variant's effective configuration reaches the jobs through
+# the environment (not as a param: a param that changes re-runs every job), and every model,
+# prediction, scores file and table records it (unet_repro.provenance).
+os.environ[PROVENANCE_ENV] = json.dumps(
+    {name: config_digest(settings) for name, settings in VARIANTS.items()},
+    sort_keys=True,
+)
+# The thread count the configuration asks for, so that a training run with fewer (Snakemake
+# lowers a rule's threads to --cores) says that its numbers will differ in the last bits.
+os.environ[THREADS_ENV] = str(config["resources"]["train"]["threads"])
 
 
 wildcard_constraints:
@@ -263,6 +280,8 @@ def predict_args(dataset, settings=None):
         args.append("--amp")
     if not predict["channels_last"]:
         args.append("--no-channels-last")
+    if not predict["deterministic"]:
+        args.append("--no-deterministic")
     if config["device"] != "auto":
         args.append(f"--device {config['device']}")
     return " ".join(args)

@@ -29,10 +29,11 @@ rule evaluate_isbi:
     params:
         indices=heldout_indices,
         name=config_name,
+        variant=variant,
     shell:
         "python {input.script} --prepared {input.prepared} --indices {params.indices}"
         " --proposal {input.proposal} --split {wildcards.split} --seed {wildcards.seed}"
-        " --config-name {params.name}"
+        " --config-name {params.name} --variant {params.variant}"
         " --out-csv {output.csv} --out-json {output.json} 2> {log}"
 
 
@@ -57,9 +58,10 @@ rule select_ctc:
         "../../envs/eval.yaml"
     params:
         grid=lambda wc: shlex.quote(json.dumps(cfg(wc)["evaluate"]["ctc_select"])),
+        variant=variant,
     shell:
         "python {input.script} --predictions {input.predictions}"
-        " --prepared {input.prepared} --grid {params.grid}"
+        " --prepared {input.prepared} --grid {params.grid} --variant {params.variant}"
         " --out-json {output.json} --out-csv {output.csv} 2> {log}"
 
 
@@ -87,12 +89,13 @@ rule evaluate_ctc:
             else "--no-crosscheck"
         ),
         name=config_name,
+        variant=variant,
     shell:
         "python {input.script} --prediction {input.prediction}"
         " --gt {input.root}/{wildcards.sequence}_GT {params.postprocess}"
         " {params.crosscheck} --dataset {wildcards.ctc_dataset}"
         " --sequence {wildcards.sequence} --split {wildcards.split} --seed {wildcards.seed}"
-        " --config-name {params.name} --out-res {output.res} --out-json {output.json} 2> {log}"
+        " --config-name {params.name} --variant {params.variant} --out-res {output.res} --out-json {output.json} 2> {log}"
 
 
 rule tables:
@@ -150,6 +153,12 @@ rule tables:
             caption="../report/table2.rst",
             category="Tables",
             labels={"table": "Table 2 (CTC)", "file": "LaTeX"},
+        ),
+        provenance=report(
+            "results/tables/provenance.html",
+            caption="../report/provenance.rst",
+            category="Provenance",
+            labels={"table": "Provenance of every scores file", "file": "HTML table"},
         ),
     log:
         "logs/tables.log",

@@ -21,11 +21,12 @@ rule predict_isbi:
         runtime=PREDICT_RESOURCES["runtime"],
         gpu=PREDICT_RESOURCES["gpu"],
     params:
+        variant=variant,
         args=lambda wc: predict_args(ISBI, cfg(wc)),
         indices=heldout_indices,
     shell:
         "python {input.script} --model {input.model} --prepared {input.prepared}"
-        " --indices {params.indices} {params.args} --threads {threads} --out {output} 2> {log}"
+        " --indices {params.indices} {params.args} --threads {threads} --variant {params.variant} --out {output} 2> {log}"
 
 
 rule predict_isbi_test:
@@ -49,10 +50,11 @@ rule predict_isbi_test:
         runtime=PREDICT_RESOURCES["runtime"],
         gpu=PREDICT_RESOURCES["gpu"],
     params:
+        variant=variant,
         args=predict_args(ISBI),
     shell:
         "python {input.script} --model {input.model} --prepared {input.prepared}"
-        " {params.args} --uncompressed --threads {threads} --out {output} 2> {log}"
+        " {params.args} --uncompressed --threads {threads} --variant {params.variant} --out {output} 2> {log}"
 
 
 rule predict_ctc:
@@ -75,10 +77,11 @@ rule predict_ctc:
         runtime=PREDICT_RESOURCES["runtime"],
         gpu=PREDICT_RESOURCES["gpu"],
     params:
+        variant=variant,
         args=lambda wc: predict_args(wc.ctc_dataset, cfg(wc)),
     shell:
         "python {input.script} --model {input.model} --prepared {input.prepared}"
-        " {params.args} --threads {threads} --out {output} 2> {log}"
+        " {params.args} --threads {threads} --variant {params.variant} --out {output} 2> {log}"
 
 
 rule predict_ctc_annotated:
@@ -99,7 +102,8 @@ rule predict_ctc_annotated:
         runtime=PREDICT_RESOURCES["runtime"],
         gpu=PREDICT_RESOURCES["gpu"],
     params:
+        variant=variant,
         args=lambda wc: predict_args(wc.ctc_dataset, cfg(wc)),
     shell:
         "python {input.script} --model {input.model} --prepared {input.prepared} --annotated"
-        " {params.args} --threads {threads} --out {output} 2> {log}"
+        " {params.args} --threads {threads} --variant {params.variant} --out {output} 2> {log}"

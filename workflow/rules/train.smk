@@ -32,10 +32,12 @@ rule train:
         gpu=config["resources"]["train"]["gpu"],
     params:
         args=train_args,
+        variant=variant,
         # outside the declared outputs: Snakemake never deletes it, so a retried job resumes
         checkpoint="results/{ablation}checkpoints/{dataset}/{split}/seed{seed}/checkpoint.pt",
     shell:
         "python {input.script} --prepared {input.prepared} --weights {input.weights}"
         " --targets {input.targets} {params.args} --threads {threads}"
+        " --variant {params.variant}"
         " --checkpoint {params.checkpoint} --out-model {output.model}"
         " --out-log {output.loss} --out-plot {output.plot} 2> {log}"
