@@ -32,6 +32,10 @@ Parts
 ``score``  (b) warping, Rand and pixel error of those predictions with
            :func:`unet_repro.metrics.isbi.isbi_scores`, best over the challenge's thresholds,
            as ``scripts/evaluate_isbi.py`` computes them for Table 1.
+``determinism`` (d) what GPU determinism costs: a short training (``Profile.repeat_iterations``
+           iterations of the config's ``train`` settings) run twice with ``deterministic: true``
+           and twice with ``false``; per mode, whether the two runs give bit-identical weights and
+           losses, and the step time of each run (second half of its iterations).
 ``report`` (c) one table of everything, ``device_check.csv`` and ``device_check.md``.
 ``smoke``  synth, bench, train, score and report in one process at tiny sizes (for the tests).
 
@@ -111,6 +115,7 @@ class Profile:
     bench_slices: int | None = None  # slices predicted in `bench` (None: all)
     tile_samples: int = 8  # augmented tiles timed on the CPU
     predict_batches: tuple[int, ...] = (16,)  # batch sizes timed besides the config's
+    repeat_iterations: int = 40  # determinism: iterations of each of the four runs
     image_size: int = 160  # synth only
     n_slices: int = 8  # synth only
 
@@ -127,6 +132,7 @@ SMOKE = Profile(
     bench_slices=2,
     tile_samples=2,
     predict_batches=(),
+    repeat_iterations=4,
 )
 
 
@@ -526,7 +532,7 @@ def train_part(
     out: Path,
     work: Path,
     profile: Profile = PAPER,
-    seconds: float = 240.0,
+    seconds: float = 180.0,
     workers: int | None = None,
 ) -> dict[str, Any]:
     """Train for about ``seconds``, predict the held-out slices; ``out/train.json``."""
@@ -551,8 +557,7 @@ def train_part(
     }
 
     def build() -> UNet:
-        torch.manual_seed(int(base["seed"]))
-        return UNet(**model_cfg)
+        return UNet(**model_cfg, seed=int(base["seed"]))
 
     # pilot: train()'s own step time (data loading included), second half of the iterations
     pilot = {**base, "iterations": profile.pilot, "log_every": 1, "checkpoint_every": 10**9}
@@ -644,6 +649,69 @@ def train_part(
         info["bf16_max_abs_diff"] = float(np.abs(a - b).max())
         write_json(out / "train.json", info)
     return info
+
+
+def _step_seconds(log: Sequence[tuple[int, float, float]]) -> float:
+    """Seconds per iteration over the second half of a loss log (one row per iteration)."""
+    half = len(log) // 2
+    if half == 0 or len(log) - half < 1:
+        return log[-1][2] / max(log[-1][0], 1)
+    return (log[-1][2] - log[half - 1][2]) / (log[-1][0] - log[half - 1][0])
+
+
+def determinism_part(
+    data_dir: Path,
+    out: Path,
+    work: Path,
+    profile: Profile = PAPER,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """Train twice per ``deterministic`` mode; bit-identical or not, and the step times.
+
+    ``out/determinism.json``: per mode, ``identical`` (every weight and every logged loss
+    equal between the two runs), the largest weight difference and each run's step time.
+    """
+    device = device_and_flags()
+    cfg = load_config()
+    model_cfg = model_settings(cfg, profile)
+    if workers is None:
+        workers = int((cfg.get("train") or {}).get("workers", 0))
+    n = profile.repeat_iterations
+    base = train_settings(cfg, profile, workers=workers, iterations=n, log_every=1)
+    base["checkpoint_every"] = n
+    samples = training_samples(load_data(data_dir))
+    work.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"device": str(device), "iterations": n, "modes": {}}
+    for mode in (True, False):  # deterministic first: cuBLAS's workspace is set before use
+        runs = []
+        for k in (1, 2):
+            stem = work / f"repeat_{'det' if mode else 'fast'}_{k}"
+            for suffix in (".pt", ".ckpt", ".csv"):
+                stem.with_suffix(suffix).unlink(missing_ok=True)
+            model = train(
+                UNet(**model_cfg, seed=int(base["seed"])),
+                samples,
+                {**base, "deterministic": mode},
+                out_model=stem.with_suffix(".pt"),
+                checkpoint=stem.with_suffix(".ckpt"),
+                log_csv=stem.with_suffix(".csv"),
+                device=device,
+                progress=False,
+            )
+            log = _log_seconds(stem.with_suffix(".csv"))
+            state = {k2: v.detach().cpu().clone() for k2, v in model.state_dict().items()}
+            runs.append((state, [loss for _, loss, _ in log], _step_seconds(log)))
+        (w1, l1, t1), (w2, l2, t2) = runs
+        diff = max(float((w1[k] - w2[k]).abs().max()) for k in w1 if w1[k].is_floating_point())
+        result["modes"]["true" if mode else "false"] = {
+            "identical": bool(l1 == l2 and all(torch.equal(w1[k], w2[k]) for k in w1)),
+            "max_abs_weight_diff": diff,
+            "losses_equal": l1 == l2,
+            "step_seconds": [t1, t2],
+        }
+        print(f"  deterministic {mode}: {result['modes']['true' if mode else 'false']}", flush=True)
+        write_json(out / "determinism.json", result)
+    return result
 
 
 def score_part(data_dir: Path, out: Path, work: Path, radius: int = 20) -> dict[str, Any]:
@@ -752,6 +820,28 @@ def report(out: Path, failed: Sequence[str] = ()) -> list[dict[str, Any]]:
                     else "",
                 )
             )
+    det_path = out / "determinism.json"
+    det = json.loads(det_path.read_text()) if det_path.is_file() else {}
+    if det:
+        model_cfg = info.get("model") or model_settings(load_config(), PAPER)
+        tile = int((info.get("train_config") or {}).get("input_size", 572))
+        fwd = forward_flops(model_cfg, tile) / 1e12
+        peak = PEAK_TF32 if det["device"] == "cuda" else math.nan
+    for mode, res in det.get("modes", {}).items():
+        for k, step in enumerate(res["step_seconds"], start=1):
+            rows.append(
+                make_row(
+                    "d",
+                    f"repeat: train() twice, run {k}",
+                    f"deterministic {mode}, {det['iterations']} iterations",
+                    step,
+                    3 * fwd,
+                    peak,
+                    value=1.0 if res["identical"] else 0.0,
+                    note=f"value 1 = the two runs bit-identical (weights and losses); max |w1 - w2|"
+                    f" = {res['max_abs_weight_diff']:.3g}; seconds = per step",
+                )
+            )
     scores_path = out / "score.json"
     scores = json.loads(scores_path.read_text()) if scores_path.is_file() else {}
     for label, result in scores.items():
@@ -822,6 +912,7 @@ def smoke(out: Path, profile: Profile = SMOKE, seconds: float = 2.0) -> list[dic
     bench(data, out, profile)
     train_part(data, out, work, profile, seconds=seconds, workers=0)
     score_part(data, out, work)
+    determinism_part(data, out, work, profile, workers=0)
     return report(out)
 
 
@@ -830,7 +921,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "part", choices=["pack", "synth", "bench", "train", "score", "report", "smoke"]
+        "part",
+        choices=["pack", "synth", "bench", "train", "score", "determinism", "report", "smoke"],
     )
     parser.add_argument(
         "--results", type=Path, default=Path("results"), help="pack: workflow results"
@@ -863,10 +955,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.part == "bench":
         bench(args.data, args.out, profile)
     elif args.part == "train":
-        seconds = args.seconds if args.seconds is not None else (3.0 if args.smoke else 240.0)
+        seconds = args.seconds if args.seconds is not None else (3.0 if args.smoke else 180.0)
         train_part(args.data, args.out, work, profile, seconds, args.workers)
     elif args.part == "score":
         score_part(args.data, args.out, work)
+    elif args.part == "determinism":
+        determinism_part(args.data, args.out, work, profile, args.workers)
     elif args.part == "report":
         report(args.out, args.failed)
     else:

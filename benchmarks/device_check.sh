@@ -10,8 +10,9 @@
 #
 # Runs from the repository root with PYTHONPATH=src (no installed package needed). Writes to
 # $OUT (default ./device_out): device_check.{csv,md} (the table), bench.csv, train.json,
-# score.json, loss.csv and device_check.log. Every part runs under its own timeout, so the
-# whole check ends within 9 minutes (GPU; TRAIN_SECONDS=240 of training) even if one hangs;
+# score.json, determinism.json, loss.csv and device_check.log. Every part runs under its own
+# timeout, so the whole check ends within 9 minutes (GPU; TRAIN_SECONDS=180 of training, then
+# 4 short trainings for the determinism rows) even if one hangs;
 # a part that fails or times out is named in the table and makes the exit status non-zero.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ OUT=${OUT:-./device_out}
 PY=${PYTHON:-python3}
 export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
-rm -f "$OUT"/{bench.csv,train.json,score.json,loss.csv,device_check.csv,device_check.md,device_check.log}
+rm -f "$OUT"/{bench.csv,train.json,score.json,determinism.json,loss.csv,device_check.csv,device_check.md,device_check.log}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 LOG="$OUT/device_check.log"
@@ -53,6 +54,7 @@ if [ "$smoke" = 1 ]; then
   part bench 120 bench --smoke --data "$DATA"
   part train 120 train --smoke --data "$DATA" --seconds 3 --workers 1
   part score 120 score --smoke --data "$DATA"
+  part determinism 120 determinism --smoke --data "$DATA" --workers 0
 else
   DATA=${DEVICE_DATA:-device_data}
   if [ ! -f "$DATA/isbi2012.npz" ]; then
@@ -64,8 +66,9 @@ else
   # 16 CPUs there: enough workers that augmentation keeps up with the GPU
   workers=${WORKERS:-12}
   part bench 100 bench --data "$DATA"                                        # (a)
-  part train 330 train --data "$DATA" --seconds "${TRAIN_SECONDS:-240}" --workers "$workers"
+  part train 270 train --data "$DATA" --seconds "${TRAIN_SECONDS:-180}" --workers "$workers"
   part score 60 score --data "$DATA"                                         # (b)
+  part determinism 90 determinism --data "$DATA" --workers "$workers"       # (d)
 fi
 part report 20 report --failed "${failed[@]}"                                # (c)
 echo "device check done in $((SECONDS - start)) s; ${#failed[@]} part(s) failed" | tee -a "$LOG"

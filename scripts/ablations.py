@@ -20,7 +20,8 @@ from unet_repro.ablations import (
     to_markdown,
 )
 from unet_repro.io import DataError, write_text
-from unet_repro.tables import to_csv
+from unet_repro.provenance import FIELDS as PROVENANCE_FIELDS
+from unet_repro.tables import to_csv, with_provenance
 
 CAPTION = (
     "Ablations: each variant changes one ingredient of the full method (column `changes`). "
@@ -54,11 +55,12 @@ def main() -> None:
         rows = ablation_rows(scores, json.loads(args.overlays))
     except ValueError as err:
         raise DataError(str(err)) from None
+    rows, notes = with_provenance(rows)  # what made each variant's scores
     stem = args.out_dir / "ablations"
-    write_text(stem.with_suffix(".csv"), to_csv(rows, csv_columns()))
-    write_text(stem.with_suffix(".md"), to_markdown(rows, CAPTION))
-    write_text(stem.with_suffix(".tex"), to_latex(rows, CAPTION))
-    write_text(stem.with_suffix(".html"), to_html(rows, CAPTION))
+    write_text(stem.with_suffix(".csv"), to_csv(rows, [*csv_columns(), *PROVENANCE_FIELDS]))
+    write_text(stem.with_suffix(".md"), to_markdown(rows, CAPTION, notes))
+    write_text(stem.with_suffix(".tex"), to_latex(rows, CAPTION, notes))
+    write_text(stem.with_suffix(".html"), to_html(rows, CAPTION, notes))
     plot_differences(rows, args.out_figure)
     log.info("wrote %s.{csv,md,tex,html} and %s (%d variants)", stem, args.out_figure, len(rows))
 

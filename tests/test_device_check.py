@@ -45,6 +45,7 @@ def test_smoke_table(device_check, tmp_path, one_thread):
         min_iterations=2,
         max_iterations=3,
         tile_samples=1,
+        repeat_iterations=2,
         image_size=64,
         n_slices=4,
     )
@@ -67,6 +68,17 @@ def test_smoke_table(device_check, tmp_path, one_thread):
     scores = {r["measurement"]: r["value"] for r in rows if r["measurement"].endswith("error")}
     assert set(scores) == {"warping error", "rand error", "pixel error"}
     assert all(0 <= v <= 1 for v in scores.values())
+    # (d) determinism: two runs per mode, each with its step time; the CPU repeats in both
+    repeat = [r for r in rows if r["measurement"].startswith("repeat: train() twice")]
+    assert sorted(r["setting"].split(",")[0] for r in repeat) == [
+        "deterministic false",
+        "deterministic false",
+        "deterministic true",
+        "deterministic true",
+    ]
+    for r in repeat:
+        assert r["part"] == "d" and math.isfinite(r["seconds"]) and r["seconds"] > 0, r
+        assert r["value"] == 1.0, r  # bit-identical on the CPU at one thread count
     loss = np.loadtxt(tmp_path / "loss.csv", delimiter=",", skiprows=1, ndmin=2)
     assert len(loss) >= 1 and np.isfinite(loss[:, 1]).all()
 

@@ -270,6 +270,10 @@ def test_whole_chain_on_synthetic_mirror(tmp_path, mirror):
     for r in rows[1:]:
         delta = float(r["rand_error"]) - float(rows[0]["rand_error"])
         assert float(r["rand_error_delta"]) == pytest.approx(delta)
+    # each variant's provenance: its own configuration digest where it computed something
+    assert rows[0]["config_digest"] and rows[1]["config_digest"] != rows[0]["config_digest"]
+    assert rows[2]["config_digest"].startswith(f"train: {rows[0]['config_digest']}; predict: ")
+    assert "Provenance:" in (res / "tables" / "ablations.md").read_text()
     assert (res / "ablations" / "no_border" / "models" / "isbi2012").is_dir()
     assert not (res / "ablations" / "tta_none" / "models").exists()
     snakemake(tmp_path, "all", "ablations", *cfg, "--report", str(tmp_path / "report2.html"))

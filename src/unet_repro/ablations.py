@@ -36,6 +36,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .provenance import steps_of
 from .tables import html_page, latex_escape, mean_sd
 
 #: Configuration sections a variant may change.
@@ -244,6 +245,7 @@ def ablation_rows(
             if name == FULL:
                 deltas = []
             row[m + "_delta"], row[m + "_delta_sd"] = mean_sd(deltas)
+        row["_provenance"] = [p for score in scores[name] for p in steps_of(score)]
         rows.append(row)
     return rows
 
@@ -277,52 +279,65 @@ def format_cell(row: Mapping[str, Any], metric: str) -> str:
     return text
 
 
-def to_markdown(rows: Sequence[Mapping[str, Any]], caption: str) -> str:
-    """The table as Markdown: one row per variant, one column per metric."""
+def to_markdown(rows: Sequence[Mapping[str, Any]], caption: str, notes: Sequence[str] = ()) -> str:
+    """The table as Markdown: one row per variant, one column per metric; ``notes`` (the
+    provenance records, :func:`unet_repro.tables.with_provenance`) below it."""
+    columns = TABLE_COLUMNS + (["provenance"] if notes else [])
     lines = [
         caption,
         "",
-        "| " + " | ".join(TABLE_COLUMNS) + " |",
-        "|" + "---|" * len(TABLE_COLUMNS),
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
     ]
     for row in rows:
         cells = [str(row["variant"]), str(row["changes"]), str(row["seeds"])]
         cells += [format_cell(row, m) for m in METRICS]
+        cells += [str(row.get("provenance") or "–")] if notes else []
         lines.append("| " + " | ".join(cells) + " |")
+    if notes:
+        lines += ["", "Provenance:", "", *(f"- {n}" for n in notes)]
     return "\n".join(lines) + "\n"
 
 
-def to_latex(rows: Sequence[Mapping[str, Any]], caption: str) -> str:
-    """The table as a LaTeX ``table`` (booktabs)."""
+def to_latex(rows: Sequence[Mapping[str, Any]], caption: str, notes: Sequence[str] = ()) -> str:
+    """The table as a LaTeX ``table`` (booktabs), the provenance ``notes`` below it."""
     esc = latex_escape
+    columns = TABLE_COLUMNS + (["provenance"] if notes else [])
 
     out = [
         r"\begin{table}",
         r"\centering",
         f"\\caption{{{esc(caption)}}}",
-        r"\begin{tabular}{lll" + "r" * len(METRICS) + "}",
+        r"\begin{tabular}{lll" + "r" * len(METRICS) + ("l" if notes else "") + "}",
         r"\toprule",
-        " & ".join(esc(c) for c in TABLE_COLUMNS) + r" \\",
+        " & ".join(esc(c) for c in columns) + r" \\",
         r"\midrule",
     ]
     for row in rows:
         cells = [str(row["variant"]), str(row["changes"]), str(row["seeds"])]
         cells += [format_cell(row, m) for m in METRICS]
+        cells += [str(row.get("provenance") or "–")] if notes else []
         out.append(" & ".join(esc(c) for c in cells) + r" \\")
-    out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    out += [r"\bottomrule", r"\end{tabular}"]
+    if notes:
+        out.append(r"\par\footnotesize Provenance: " + "; ".join(esc(n) for n in notes))
+    out.append(r"\end{table}")
     return "\n".join(out) + "\n"
 
 
-def to_html(rows: Sequence[Mapping[str, Any]], caption: str) -> str:
+def to_html(rows: Sequence[Mapping[str, Any]], caption: str, notes: Sequence[str] = ()) -> str:
     """The table as a standalone HTML page (the report's item), cells as in Markdown."""
     from html import escape
 
+    columns = TABLE_COLUMNS + (["provenance"] if notes else [])
     body = ["<tbody>"]
     for row in rows:
         cells = [f"<td>{escape(str(row[c]))}</td>" for c in ("variant", "changes", "seeds")]
         cells += [f'<td class="num">{escape(format_cell(row, m))}</td>' for m in METRICS]
+        if notes:
+            cells.append(f"<td>{escape(str(row.get('provenance') or '–'))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return html_page("Ablations", caption, TABLE_COLUMNS, [*body, "</tbody>"])
+    return html_page("Ablations", caption, columns, [*body, "</tbody>"], notes)
 
 
 def plot_differences(rows: Sequence[Mapping[str, Any]], out_png) -> None:
