@@ -76,7 +76,9 @@ def main() -> None:
                         args.mirror, f"ctc/{name}.zip", zip_path, args.sha256, args.allow_unverified
                     )
                 )
-                fetch.unpack_zip(zip_path, name, args.out_dir)
+                fetch.unpack_zip(
+                    zip_path, name, args.out_dir, source=str(args.mirror / "ctc" / f"{name}.zip")
+                )
         elif args.mirror:
             log.info(
                 fetch.copy_tree_from_mirror(
@@ -89,7 +91,7 @@ def main() -> None:
                 zip_path = fetch.download(
                     args.url, Path(tmp) / f"{name}.zip", args.sha256, args.retries, args.timeout
                 )
-                fetch.unpack_zip(zip_path, name, args.out_dir)
+                fetch.unpack_zip(zip_path, name, args.out_dir, source=args.url)
             log.info(
                 "%s: downloaded from %s (sha256 verified, official) and unpacked", name, args.url
             )
