@@ -2,7 +2,9 @@
 """Train a U-Net on the training part of one held-out split (paper section 3).
 
 Resumes from ``--checkpoint`` when it exists (a retried or re-submitted job continues where
-the last one stopped). Writes the final model, the loss log (CSV) and the loss curve.
+the last one stopped), or from the previous checkpoint kept beside it when that one does not
+load (``checkpoint.prev.pt``); the log says which. Writes the final model, the loss log
+(CSV) and the loss curve.
 """
 
 import argparse
@@ -52,8 +54,6 @@ def main() -> None:
     model_cfg, train_cfg = json.loads(args.model_config), json.loads(args.train_config)
     model = UNet(in_channels=1, n_classes=2, **model_cfg)
     log.info("%d training images; model %s; training %s", len(samples), model_cfg, train_cfg)
-    if args.checkpoint.exists():
-        log.info("resuming from %s", args.checkpoint)
     train(
         model,
         samples,
