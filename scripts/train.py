@@ -4,7 +4,9 @@
 Resumes from ``--checkpoint`` when it exists (a retried or re-submitted job continues where
 the last one stopped), or from the previous checkpoint kept beside it when that one does not
 load (``checkpoint.prev.pt``); the log says which. Writes the final model, the loss log
-(CSV) and the loss curve.
+(CSV) and the loss curve. Without ``--device`` and without CUDA, it first times one training
+step on the CPU and stops with the estimate and the choices when the training would take more
+than 12 hours (``unet_repro.cpu_check``).
 """
 
 import argparse
@@ -14,8 +16,9 @@ from pathlib import Path
 import numpy as np
 from _common import run, setup_logging
 
+from unet_repro.cpu_check import auto_device_check
 from unet_repro.model import UNet
-from unet_repro.train import load_samples, plot_loss, train
+from unet_repro.train import check_train_config, load_samples, plot_loss, train
 
 
 def main() -> None:
@@ -34,7 +37,12 @@ def main() -> None:
     parser.add_argument("--indices", help="ISBI: training slice indices, e.g. 0-24")
     parser.add_argument("--model-config", default="{}", help="JSON: UNet arguments")
     parser.add_argument("--train-config", default="{}", help="JSON: training settings")
-    parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="cuda / cpu (default: cuda when available; without CUDA, stop with an estimate "
+        "when the training would take more than 12 hours on the CPU)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--out-model", type=Path, required=True)
@@ -54,6 +62,11 @@ def main() -> None:
     model_cfg, train_cfg = json.loads(args.model_config), json.loads(args.train_config)
     model = UNet(in_channels=1, n_classes=2, **model_cfg)
     log.info("%d training images; model %s; training %s", len(samples), model_cfg, train_cfg)
+    if args.device is None:  # `device: auto`; an explicit device is never second-guessed
+        stop = auto_device_check(model, check_train_config(train_cfg))
+        if stop:
+            print(f"error: {stop}", flush=True)  # stdout: Snakemake's terminal; stderr: the log
+            raise SystemExit(f"error: {stop}")
     train(
         model,
         samples,
