@@ -68,6 +68,7 @@ def main() -> None:
             log.info("isbi2012: converted %s (sha256 verified, official) to TIFF stacks", args.url)
     else:
         name = args.name
+        args.out_dir.parent.mkdir(parents=True, exist_ok=True)
         if args.mirror and (args.mirror / "ctc" / f"{name}.zip").is_file():
             with tempfile.TemporaryDirectory(dir=args.out_dir.parent) as tmp:
                 zip_path = Path(tmp) / f"{name}.zip"
@@ -86,7 +87,6 @@ def main() -> None:
                 )
             )
         else:
-            args.out_dir.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=args.out_dir.parent) as tmp:
                 zip_path = fetch.download(
                     args.url, Path(tmp) / f"{name}.zip", args.sha256, args.retries, args.timeout

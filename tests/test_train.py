@@ -271,6 +271,15 @@ def test_no_readable_checkpoint_stops_naming_the_files(tmp_path, damage):
     assert (tmp_path / "c.pt").exists() and (tmp_path / "c.prev.pt").exists()  # kept
 
 
+def test_single_unreadable_checkpoint_is_named(tmp_path):
+    cfg = {**TINY, "checkpoint_every": 2}
+    run(tmp_path, cfg, stop_after=3)  # one checkpoint (iteration 2), no previous one yet
+    assert not (tmp_path / "c.prev.pt").exists()
+    _truncate(tmp_path / "c.pt")
+    with pytest.raises(DataError, match=r"Delete it to restart this training from iteration 0"):
+        run(tmp_path, cfg)
+
+
 def test_resume_refuses_changed_settings(tmp_path):
     run(tmp_path, {**TINY, "checkpoint_every": 1}, stop_after=1)
     with pytest.raises(ValueError, match="seed"):

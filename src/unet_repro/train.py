@@ -308,11 +308,12 @@ def load_checkpoint(
         return state, path
     if not failures:
         return None
+    they, them = ("They are", "them") if len(files) > 1 else ("It is", "it")
     raise DataError(
         "cannot resume the training: no checkpoint loads\n  "
         + "\n  ".join(failures)
-        + "\n  They are truncated or corrupt (e.g. a full disk, an interrupted copy). Delete them "
-        f"to restart this training from iteration 0: rm {' '.join(map(str, files))}"
+        + f"\n  {they} truncated or corrupt (e.g. a full disk, an interrupted copy). Delete "
+        f"{them} to restart this training from iteration 0: rm {' '.join(map(str, files))}"
     )
 
 
