@@ -78,9 +78,9 @@ def cpu_training_message(
     return (
         "no GPU here (CUDA is not available) and `device: auto`, so this training would run on "
         f"the CPU: {int(iterations)} iterations x {seconds_per_step:.2g} s per step (timed here, "
-        f"{threads} threads) = about {format_duration(total)}, more than the "
-        f"{limit_hours:g} hours an unrequested CPU training may take. Stopped before training. "
-        "Choose one:\n"
+        f"{threads} thread{'' if threads == 1 else 's'}) = about {format_duration(total)}, more "
+        f"than the {limit_hours:g} hours an unrequested CPU training may take. Stopped before "
+        "training. Choose one:\n"
         "  - the CPU configuration (10 to 20 minutes per model on 2 cores): "
         "snakemake --cores 2 --configfile config/quick.yaml\n"
         "  - this configuration on the CPU anyway: add --config device=cpu (about "
