@@ -686,7 +686,7 @@ def determinism_part(
         runs = []
         for k in (1, 2):
             stem = work / f"repeat_{'det' if mode else 'fast'}_{k}"
-            for suffix in (".pt", ".ckpt", ".csv"):
+            for suffix in (".pt", ".ckpt", ".prev.ckpt", ".csv"):  # a fresh start
                 stem.with_suffix(suffix).unlink(missing_ok=True)
             model = train(
                 UNet(**model_cfg, seed=int(base["seed"])),

@@ -68,6 +68,7 @@ def main() -> None:
             log.info("isbi2012: converted %s (sha256 verified, official) to TIFF stacks", args.url)
     else:
         name = args.name
+        args.out_dir.parent.mkdir(parents=True, exist_ok=True)
         if args.mirror and (args.mirror / "ctc" / f"{name}.zip").is_file():
             with tempfile.TemporaryDirectory(dir=args.out_dir.parent) as tmp:
                 zip_path = Path(tmp) / f"{name}.zip"
@@ -76,7 +77,9 @@ def main() -> None:
                         args.mirror, f"ctc/{name}.zip", zip_path, args.sha256, args.allow_unverified
                     )
                 )
-                fetch.unpack_zip(zip_path, name, args.out_dir)
+                fetch.unpack_zip(
+                    zip_path, name, args.out_dir, source=str(args.mirror / "ctc" / f"{name}.zip")
+                )
         elif args.mirror:
             log.info(
                 fetch.copy_tree_from_mirror(
@@ -84,12 +87,11 @@ def main() -> None:
                 )
             )
         else:
-            args.out_dir.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=args.out_dir.parent) as tmp:
                 zip_path = fetch.download(
                     args.url, Path(tmp) / f"{name}.zip", args.sha256, args.retries, args.timeout
                 )
-                fetch.unpack_zip(zip_path, name, args.out_dir)
+                fetch.unpack_zip(zip_path, name, args.out_dir, source=args.url)
             log.info(
                 "%s: downloaded from %s (sha256 verified, official) and unpacked", name, args.url
             )

@@ -2,7 +2,11 @@
 """Train a U-Net on the training part of one held-out split (paper section 3).
 
 Resumes from ``--checkpoint`` when it exists (a retried or re-submitted job continues where
-the last one stopped). Writes the final model, the loss log (CSV) and the loss curve.
+the last one stopped), or from the previous checkpoint kept beside it when that one does not
+load (``checkpoint.prev.pt``); the log says which. Writes the final model, the loss log
+(CSV) and the loss curve. Without ``--device`` and without CUDA, it first times one training
+step on the CPU and stops with the estimate and the choices when the training would take more
+than 12 hours (``unet_repro.cpu_check``).
 """
 
 import argparse
@@ -13,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from _common import run, setup_logging
 
+from unet_repro.cpu_check import auto_device_check
 from unet_repro.model import UNet
 from unet_repro.provenance import THREADS_ENV
 from unet_repro.train import check_train_config, load_samples, plot_loss, train
@@ -34,7 +39,12 @@ def main() -> None:
     parser.add_argument("--indices", help="ISBI: training slice indices, e.g. 0-24")
     parser.add_argument("--model-config", default="{}", help="JSON: UNet arguments")
     parser.add_argument("--train-config", default="{}", help="JSON: training settings")
-    parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="cuda / cpu (default: cuda when available; without CUDA, stop with an estimate "
+        "when the training would take more than 12 hours on the CPU)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument(
         "--configured-threads",
@@ -75,8 +85,11 @@ def main() -> None:
     # the initial weights from a generator seeded from the seed, not from torch's global one
     model = UNet(in_channels=1, n_classes=2, **model_cfg, seed=seed)
     log.info("%d training images; model %s; training %s", len(samples), model_cfg, train_cfg)
-    if args.checkpoint.exists():
-        log.info("resuming from %s", args.checkpoint)
+    if args.device is None:  # `device: auto`; an explicit device is never second-guessed
+        stop = auto_device_check(model, check_train_config(train_cfg))
+        if stop:
+            print(f"error: {stop}", flush=True)  # stdout: Snakemake's terminal; stderr: the log
+            raise SystemExit(f"error: {stop}")
     train(
         model,
         samples,

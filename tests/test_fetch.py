@@ -145,6 +145,69 @@ def test_unpack_zip_takes_the_dataset_folder(tmp_path):
         fetch.unpack_zip(tmp_path / "bad.zip", "X", tmp_path / "Y")
 
 
+@pytest.mark.parametrize(
+    ("member", "problem"),
+    [
+        ("X/../../escaped.txt", "has a '..' component"),
+        ("X/01/../../../escaped.txt", "has a '..' component"),
+        ("../escaped.txt", "has a '..' component"),
+        ("/tmp/escaped.txt", "is an absolute path"),
+        ("//host/share/escaped.txt", "is an absolute path"),
+        ("C:/escaped.txt", "names a drive"),
+        ("C:escaped.txt", "names a drive"),
+        ("X\\..\\..\\escaped.txt", "uses a backslash"),
+    ],
+)
+def test_unpack_zip_refuses_members_leaving_the_destination(tmp_path, member, problem):
+    """A crafted archive ("zip slip") is refused whole, naming it and the member."""
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    archive = work / "X.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("X/01/t000.tif", b"a")  # a good member first: nothing of it is written
+        zf.writestr(zipfile.ZipInfo(member), b"evil")  # ZipInfo keeps the name as given
+        zf.writestr("X/01/t001.tif", b"b")
+    assert member in zipfile.ZipFile(archive).namelist()
+    dest = work / "X"
+    with pytest.raises(DataError) as err:
+        fetch.unpack_zip(archive, "X", dest)
+    msg = str(err.value)
+    assert msg.startswith(f"{archive}: refused, nothing unpacked")
+    assert repr(member) in msg and problem in msg
+    assert not dest.exists()
+    assert sorted(p.name for p in work.iterdir()) == ["X.zip"]  # no temporary folder left
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["X.zip", "a", "b"]  # nothing escaped
+
+
+def test_unpack_zip_keeps_an_existing_destination_when_refused(tmp_path):
+    dest = tmp_path / "X"
+    (dest / "01").mkdir(parents=True)
+    (dest / "01" / "t000.tif").write_bytes(b"old")
+    archive = tmp_path / "X.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("X/01/t000.tif", b"new")
+        zf.writestr("X/../escaped.txt", b"evil")
+    with pytest.raises(DataError, match="X.zip: refused"):
+        fetch.unpack_zip(archive, "X", dest)
+    assert (dest / "01" / "t000.tif").read_bytes() == b"old"
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_member_path_accepts_ordinary_names():
+    assert fetch.member_path("a.zip", "X/01_GT/SEG/man_seg000.tif").parts[0] == "X"
+    assert fetch.member_path("a.zip", "./X/01/t000.tif").parts == ("X", "01", "t000.tif")
+    assert fetch.member_path("a.zip", "X/01/") == fetch.member_path("a.zip", "X/01")
+
+
+def test_unpack_zip_names_the_archive_it_came_from(tmp_path):
+    archive = tmp_path / "tmp123" / "X.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("X/../x", b"evil")
+    with pytest.raises(DataError, match=r"^mirror/ctc/X.zip: refused, nothing unpacked"):
+        fetch.unpack_zip(archive, "X", tmp_path / "X", source="mirror/ctc/X.zip")
+
+
 def test_read_checksums_rejects_garbage(tmp_path):
     (tmp_path / "S").write_text("nonsense line\n")
     with pytest.raises(DataError, match="S:1"):

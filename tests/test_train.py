@@ -1,6 +1,7 @@
 """Tests of the training loop (unet_repro.train): loss, resuming, atomic files."""
 
 import csv
+import logging
 import math
 
 import numpy as np
@@ -8,14 +9,17 @@ import pytest
 import torch
 
 from unet_repro.augment import NO_AUG
+from unet_repro.io import DataError
 from unet_repro.model import UNet
 from unet_repro.train import (
     TileStream,
     check_train_config,
     learning_rate,
+    load_checkpoint,
     load_model,
     normalize,
     plot_loss,
+    previous_checkpoint,
     save_atomic,
     train,
     weighted_cross_entropy,
@@ -203,9 +207,77 @@ def test_failed_checkpoint_write_leaves_previous_checkpoint(tmp_path, monkeypatc
         run(tmp_path, cfg)
     monkeypatch.undo()
     assert torch.load(tmp_path / "c.pt")["iteration"] == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt", "loss.csv"]
+    assert torch.load(tmp_path / "c.prev.pt")["iteration"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.prev.pt", "c.pt", "loss.csv"]
     run(tmp_path, cfg)  # resumes from iteration 2 and finishes
     assert [r[0] for r in read_log(tmp_path / "loss.csv")] == list(range(1, 9))
+
+
+def _truncate(path, keep=0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_truncated_checkpoint_resumes_from_the_previous_one(tmp_path, caplog):
+    """A damaged checkpoint.pt: resumed from checkpoint.prev.pt, still bit-identical."""
+    cfg = {**TINY, "checkpoint_every": 2}
+    full = run(tmp_path / "full", cfg).state_dict()
+    part = tmp_path / "part"
+    run(part, cfg, stop_after=5)  # checkpoints at iterations 2 and 4
+    assert previous_checkpoint(part / "c.pt") == part / "c.prev.pt"
+    assert torch.load(part / "c.pt")["iteration"] == 4
+    assert torch.load(part / "c.prev.pt")["iteration"] == 2
+    _truncate(part / "c.pt")
+    with caplog.at_level(logging.INFO, logger="unet_repro.train"):
+        resumed = run(part, cfg, model=tiny_net(seed=99)).state_dict()
+    assert f"checkpoint {part / 'c.pt'} does not load (" in caplog.text
+    assert f"resuming from the previous checkpoint {part / 'c.prev.pt'} (iteration 2)" in (
+        caplog.text
+    )
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+    assert [r[0] for r in read_log(part / "loss.csv")] == list(range(1, 9))
+    # the damaged file was replaced: both files load again, the newest is the last iteration
+    assert torch.load(part / "c.pt")["iteration"] == 8
+    assert torch.load(part / "c.prev.pt")["iteration"] == 6
+
+
+def test_resume_logs_the_checkpoint(tmp_path, caplog):
+    run(tmp_path, {**TINY, "checkpoint_every": 2}, stop_after=3)
+    with caplog.at_level(logging.INFO, logger="unet_repro.train"):
+        state, path = load_checkpoint(tmp_path / "c.pt")
+    assert path == tmp_path / "c.pt" and state["iteration"] == 2
+    assert f"resuming from {tmp_path / 'c.pt'} (iteration 2)" in caplog.text
+    assert load_checkpoint(tmp_path / "none.pt") is None
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "foreign"])
+def test_no_readable_checkpoint_stops_naming_the_files(tmp_path, damage):
+    cfg = {**TINY, "checkpoint_every": 2}
+    run(tmp_path, cfg, stop_after=5)
+    for name in ("c.pt", "c.prev.pt"):
+        if damage == "truncate":
+            _truncate(tmp_path / name, keep=0.3)
+        elif damage == "empty":
+            (tmp_path / name).write_bytes(b"")
+        else:
+            torch.save({"garbage": 1}, tmp_path / name)
+    with pytest.raises(DataError) as err:
+        run(tmp_path, cfg)
+    msg = str(err.value)
+    assert msg.startswith("cannot resume the training: no checkpoint loads")
+    assert f"{tmp_path / 'c.pt'} (" in msg and f"{tmp_path / 'c.prev.pt'} (" in msg
+    assert "Delete them to restart this training from iteration 0" in msg
+    assert f"rm {tmp_path / 'c.pt'} {tmp_path / 'c.prev.pt'}" in msg
+    assert (tmp_path / "c.pt").exists() and (tmp_path / "c.prev.pt").exists()  # kept
+
+
+def test_single_unreadable_checkpoint_is_named(tmp_path):
+    cfg = {**TINY, "checkpoint_every": 2}
+    run(tmp_path, cfg, stop_after=3)  # one checkpoint (iteration 2), no previous one yet
+    assert not (tmp_path / "c.prev.pt").exists()
+    _truncate(tmp_path / "c.pt")
+    with pytest.raises(DataError, match=r"Delete it to restart this training from iteration 0"):
+        run(tmp_path, cfg)
 
 
 def test_resume_refuses_changed_settings(tmp_path):

@@ -6,6 +6,8 @@ so nothing is written into the checkout.
 
 import csv
 import io
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -209,6 +211,44 @@ def test_corrupt_mirror_stops_with_both_hashes(tmp_path, mirror):
     assert not (work / "results" / "raw" / "isbi2012" / "train-labels.tif").exists()
 
 
+def test_paper_scale_without_gpu_stops_before_training(tmp_path, mirror):
+    """`device: auto` without CUDA: the paper's network and iterations stop with an estimate."""
+    cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    paper = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert paper["device"] == "auto"
+    cfg.update(device="auto", model=paper["model"], train=paper["train"], mirror=str(mirror))
+    (tmp_path / "paper.yaml").write_text(yaml.safe_dump(cfg))
+    target = "results/models/isbi2012/hold4-5/seed0/model.pt"
+    cmd = [*SNAKEMAKE, "--directory", str(tmp_path), "--cores", "2", target]
+    cmd += ["--configfile", str(tmp_path / "paper.yaml")]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # as on a machine without a GPU
+    # without the check this trains for days: a session of its own, killed whole on timeout
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=900)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("the paper configuration started training on the CPU without stopping")
+    log = tmp_path / "logs" / "train" / "isbi2012-hold4-5-seed0.log"
+    assert proc.returncode != 0 and log.is_file(), stdout[-3000:] + stderr[-3000:]
+    log = log.read_text()
+    for text in (stdout, log):  # the terminal (the job's stdout) and the rule's log
+        assert "error: no GPU here (CUDA is not available) and `device: auto`" in text
+        assert "20000 iterations x" in text and "Stopped before training" in text
+        assert "snakemake --cores 2 --configfile config/quick.yaml" in text
+        assert "add --config device=cpu" in text
+    assert not (tmp_path / "results" / "checkpoints").exists()  # no iteration ran
+
+
 def test_whole_chain_on_synthetic_mirror(tmp_path, mirror):
     """Fetch -> weights -> train -> predict (with averaging) -> scores -> tables, report."""
     cfg = ["--configfile", str(REPO / "config" / "test.yaml"), "--config", f"mirror={mirror}"]
@@ -347,7 +387,7 @@ def _results_without_times(root: Path) -> dict[str, object]:
             rows = list(csv.reader(io.StringIO(path.read_text())))
             assert rows[0] == ["iteration", "loss", "lr", "seconds"]
             out[name] = [r[:3] for r in rows]
-        elif path.name == "checkpoint.pt":
+        elif path.name in ("checkpoint.pt", "checkpoint.prev.pt"):
             state = torch.load(path, weights_only=True)
             assert "seconds" in state
             state.pop("seconds")

@@ -27,7 +27,7 @@ import time
 import urllib.request
 import zipfile
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .io import DataError, atomic_path
 
@@ -215,22 +215,66 @@ def copy_tree_from_mirror(
     )
 
 
-def unpack_zip(archive: str | os.PathLike, name: str, dest: str | os.PathLike) -> None:
-    """Unpack the folder ``name/`` of a CTC archive to ``dest`` atomically."""
+def member_path(archive: str | os.PathLike, member: str) -> PurePosixPath:
+    """The relative path of an archive member; refuse a member that could leave the folder.
+
+    Raises :class:`DataError`, naming the archive and the member, for a member name that is
+    absolute (``/x``, ``//host/x``) or names a drive (``C:/x``, ``C:x``), uses backslashes (the
+    Windows separator: ``..\\x`` is ``../x`` there), has a ``..`` component, holds a NUL
+    character or is empty. The official archives have none of these; they are how a crafted
+    archive writes outside the folder it is unpacked to ("zip slip").
+    """
+    path = PurePosixPath(member)
+    problem = None
+    if "\\" in member:
+        problem = "uses a backslash (the Windows path separator)"
+    elif "\0" in member:
+        problem = "holds a NUL character"
+    elif member.startswith("/") or PureWindowsPath(member).drive:
+        problem = "is an absolute path or names a drive"
+    elif ".." in path.parts:
+        problem = "has a '..' component"
+    elif not path.parts:
+        problem = "has an empty path"
+    if problem:
+        raise DataError(
+            f"{archive}: refused, nothing unpacked: the member {member!r} {problem}, which can "
+            "write outside the destination folder. The archive is damaged or not the official "
+            "one; do not use it: replace it by the official archive (config/sources.yaml gives "
+            "its URL and SHA-256)."
+        )
+    return path
+
+
+def unpack_zip(
+    archive: str | os.PathLike, name: str, dest: str | os.PathLike, source: str | None = None
+) -> None:
+    """Unpack the folder ``name/`` of a CTC archive to ``dest`` atomically.
+
+    Every member name of the archive is checked (:func:`member_path`) before anything is
+    written: one that could leave the destination refuses the whole archive, and ``dest`` is
+    then neither created nor changed. ``source`` (the mirror file or URL the archive came from;
+    default ``archive``) is what the error messages name.
+    """
     archive = Path(archive)
+    source = source or str(archive)
     try:
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile as err:
-        raise DataError(f"{archive}: not a valid zip archive ({err})") from err
-    with zf, atomic_path(dest) as tmp:
-        members = [m for m in zf.namelist() if m.startswith(f"{name}/") and not m.endswith("/")]
+        raise DataError(f"{source}: not a valid zip archive ({err})") from err
+    with zf:
+        paths = {m: member_path(source, m) for m in zf.namelist()}
+        members = [
+            m for m, p in paths.items() if p.parts[0] == name and len(p.parts) > 1 and m[-1] != "/"
+        ]
         if not members:
-            raise DataError(f"{archive}: holds no folder {name}/")
-        for member in members:
-            target = tmp / Path(member).relative_to(name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(member) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out)
+            raise DataError(f"{source}: holds no folder {name}/")
+        with atomic_path(dest) as tmp:
+            for member in members:
+                target = tmp.joinpath(*paths[member].parts[1:])
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(member) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out)
 
 
 def isbi_h5_to_tiffs(h5_path: str | os.PathLike, volume: Path, labels: Path) -> str:

@@ -34,7 +34,10 @@ fixed workspace (``CUBLAS_WORKSPACE_CONFIG=:4096:8``, unless set already); ``fal
 the kernels instead (``cudnn.benchmark``), faster, not bit-identical between runs.
 
 Every file is written atomically (temporary file in the same folder, then ``os.replace``), so a
-kill never leaves a truncated checkpoint or model.
+kill never leaves a truncated checkpoint or model. A file can still be damaged later (a full
+disk, an interrupted copy): the checkpoint a new one replaces is kept beside it
+(:func:`previous_checkpoint`), and resuming reads the newest of the two that loads
+(:func:`load_checkpoint`).
 
 GPU efficiency
 --------------
@@ -56,6 +59,7 @@ changes rounding), and resuming with different values is allowed.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 import random
@@ -74,7 +78,7 @@ from tqdm.auto import tqdm
 from .augment import check_aug, sample_tile
 from .config import merge_settings
 from .datasets import parse_indices
-from .io import atomic_path, read_npz, read_tiff
+from .io import DataError, atomic_path, read_npz, read_tiff
 from .model import UNet, output_size
 from .provenance import record
 
@@ -84,15 +88,19 @@ __all__ = [
     "check_train_config",
     "configure_cuda",
     "learning_rate",
+    "load_checkpoint",
     "load_samples",
     "make_optimizer",
     "load_model",
     "normalize",
     "plot_loss",
+    "previous_checkpoint",
     "save_atomic",
     "train",
     "weighted_cross_entropy",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Default training settings. The paper gives batch 1 (one large tile) and momentum 0.99 only;
 #: learning rate, iterations, schedule and weight decay are this reproduction's choices.
@@ -256,15 +264,74 @@ class TileStream(Dataset):
 # --------------------------------------------------------------------------------------------
 
 
-def save_atomic(obj: Any, path: Path) -> None:
+def save_atomic(obj: Any, path: Path, previous: Path | None = None) -> None:
     """``torch.save`` to a temporary file next to ``path``, then rename it into place.
 
-    If anything fails the temporary file is removed and ``path`` keeps its old content.
+    If anything fails the temporary file is removed and ``path`` keeps its old content. With
+    ``previous``, the file that ``path`` held is renamed to ``previous`` once the new content
+    is on disk (so a failed write leaves both as they were).
     """
     with atomic_path(path, suffix=".tmp") as tmp, open(tmp, "wb") as f:
         torch.save(obj, f)
         f.flush()
         os.fsync(f.fileno())
+        if previous is not None and Path(path).exists():
+            os.replace(path, previous)
+
+
+#: What a checkpoint of :func:`train` holds.
+CHECKPOINT_KEYS = ("model", "optimizer", "iteration", "seconds", "log", "rng", "train_config")
+
+
+def previous_checkpoint(checkpoint: Path) -> Path:
+    """Where the checkpoint before ``checkpoint`` is kept (``c.pt`` -> ``c.prev.pt``)."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}.prev{checkpoint.suffix}")
+
+
+def load_checkpoint(
+    checkpoint: Path, map_location: str | torch.device = "cpu"
+) -> tuple[dict[str, Any], Path] | None:
+    """The newest readable checkpoint: ``checkpoint``, else :func:`previous_checkpoint`.
+
+    Returns ``(state, file)``, or None when neither file exists (a fresh start). A file that
+    does not load, or is not a checkpoint of :func:`train`, is logged and the older one is
+    tried; when the older one is used, the unreadable newer file is removed (else the next
+    checkpoint would rename it over the good one). Raises :class:`~unet_repro.io.DataError`
+    naming every file and its error when none loads.
+    """
+    checkpoint = Path(checkpoint)
+    files = [p for p in (checkpoint, previous_checkpoint(checkpoint)) if p.exists()]
+    failures = []
+    for path in files:
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=True)
+            if not isinstance(state, dict) or not set(CHECKPOINT_KEYS) <= state.keys():
+                raise ValueError(f"not a training checkpoint (needs {', '.join(CHECKPOINT_KEYS)})")
+        except Exception as err:  # torch.load raises OSError, RuntimeError, EOFError, ...
+            error = f"{type(err).__name__}: {err}".rstrip(": ")
+            failures.append(f"{path} ({path.stat().st_size} bytes): {error}")
+            log.warning("checkpoint %s does not load (%s)", path, error)
+            continue
+        for broken in files[: len(failures)]:
+            broken.unlink()
+            log.warning("removed the unreadable checkpoint %s", broken)
+        log.info(
+            "resuming from %s%s (iteration %d)",
+            "the previous checkpoint " if path != checkpoint else "",
+            path,
+            state["iteration"],
+        )
+        return state, path
+    if not failures:
+        return None
+    they, them = ("They are", "them") if len(files) > 1 else ("It is", "it")
+    raise DataError(
+        "cannot resume the training: no checkpoint loads\n  "
+        + "\n  ".join(failures)
+        + f"\n  {they} truncated or corrupt (e.g. a full disk, an interrupted copy). Delete "
+        f"{them} to restart this training from iteration 0: rm {' '.join(map(str, files))}"
+    )
 
 
 def _write_csv_atomic(path: Path, rows: list[list[str]]) -> None:
@@ -390,7 +457,9 @@ def train(
         :func:`unet_repro.provenance.record` of this run (device, thread count, versions,
         commit, configuration digest), without times, so a repeated run writes the same bytes.
     checkpoint : Path
-        Written atomically every ``checkpoint_every`` iterations and at the end.
+        Written atomically every ``checkpoint_every`` iterations and at the end; the one it
+        replaces is kept as :func:`previous_checkpoint`, and resuming falls back to it when
+        ``checkpoint`` does not load (:func:`load_checkpoint`).
     log_csv : Path
         ``iteration,loss,lr,seconds`` rows, one per ``log_every`` iterations (mean loss of those
         iterations, learning rate of the last one, training seconds so far).
@@ -427,13 +496,14 @@ def train(
         model.to(memory_format=memory_format)
     opt = make_optimizer(model, cfg)
 
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
+    loaded = load_checkpoint(checkpoint, device)
+    if loaded is not None:
+        state, resumed = loaded
         changed = sorted(
             k for k in cfg if k not in RESUME_MAY_CHANGE and cfg[k] != state["train_config"][k]
         )
         if changed:
-            raise ValueError(f"cannot resume {checkpoint}: settings {changed} differ from it")
+            raise ValueError(f"cannot resume {resumed}: settings {changed} differ from it")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start, elapsed, (loss_sum, loss_n) = state["iteration"], state["seconds"], state["log"]
@@ -505,6 +575,7 @@ def train(
                     "train_config": cfg,
                 },
                 checkpoint,
+                previous=previous_checkpoint(checkpoint),
             )
         if stop_after is not None and it - start >= stop_after:
             bar.close()
