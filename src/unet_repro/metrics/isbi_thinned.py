@@ -21,11 +21,12 @@ Per slice and threshold ``th``:
    a pixel of the proposal is *cell* when ``p > th`` (``p`` stored as float32, compared as a
    double), otherwise *membrane*. The gold standard is binarised too (Fiji: ``label > th``;
    here ``gt > 0``, the same for gold stored as 0/255 or 0/1 at every threshold of the sweep).
-2. **Gold segments**: the 4-connected components of the gold cell pixels (``Utils.
-   connectedComponents(·, 4)``, ``RandError.java`` 1045-1048, i.e. Mark Longair's
-   ``FindConnectedRegions`` in ``fiji/VIB-lib``, ``src/main/java/util/FindConnectedRegions.java``
-   204-215, 398-410, 543-573: pixels with value > 0, no diagonals, every region kept). The gold
-   labels' own ids are never used and the gold is *not* thinned.
+2. **Gold segments**: the 4-connected components of the gold cell pixels (``RandError.java``
+   1045-1048 calling ``Utils.connectedComponents(·, 4)``, ``Utils.java`` 85-113, i.e. Mark
+   Longair's ``FindConnectedRegions``, ``fiji/VIB-lib`` at 04a351d,
+   ``src/main/java/util/FindConnectedRegions.java`` 204-215, 398-411, 543-573, 611: pixels with
+   value > 0, no diagonals, every region kept). The gold labels' own ids are never used and the
+   gold is *not* thinned.
 3. **Thinning of the proposal** (:func:`thin_proposal`; ``RandError.java`` 1049-1051,
    ``WatershedTransform2D.java`` 148-381): the classic Vincent-Soille watershed by flooding,
    4-connectivity, on the binary image "membrane = 255, cell = 0". Level 0 first: every
