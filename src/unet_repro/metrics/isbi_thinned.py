@@ -38,8 +38,8 @@ Per slice and threshold ``th``:
    (label 0) where two different labels meet, with the algorithm's ``flag`` rule for pixels
    next to a dam (``WatershedTransform2D.java`` 266-311). Each membrane pixel thus joins the
    cell that its flood reaches first - the nearest one - and the 1-pixel dams between
-   different cells stay. Membrane components that touch no cell become basins of their own
-   (lines 313-357), e.g. the whole slice when no pixel exceeds the threshold.
+   different cells stay. Membrane left unreached becomes a basin of its own (lines 313-357);
+   that happens only in a slice without any cell pixel, which becomes one basin.
 4. **Foreground restriction and contingency table** (``RandError.java`` 1831-1886,
    ``VariationOfInformation.java`` 1329-1385): only the n pixels inside gold cells count. With
    c_ij the number of them in gold segment i and thinned-proposal basin j >= 1, C0 the number
