@@ -1,8 +1,10 @@
 #!/usr/bin/env python
-"""Score P(cell) maps with the ISBI 2012 challenge metrics (warping, Rand, pixel error).
+"""Score P(cell) maps with the ISBI 2012 challenge metrics.
 
-Per-threshold values go to a CSV (the challenge's 11/10-value threshold loops); the best
-value of each metric and its threshold to a JSON file.
+The paper's (2015) measures, warping, Rand and pixel error (lower is better), and the measures
+today's leaderboard ranks by, V_Rand and V_Info after border thinning (higher is better;
+``unet_repro.metrics.isbi_thinned``). Per-threshold values go to a CSV (the challenge's
+11/10-value threshold loops); the best value of each metric and its threshold to a JSON file.
 """
 
 import argparse
@@ -14,9 +16,10 @@ from _common import run, setup_logging
 from unet_repro.datasets import parse_indices
 from unet_repro.io import DataError, read_npz, read_tiff, write_json, write_text
 from unet_repro.metrics.isbi import isbi_scores
+from unet_repro.metrics.isbi_thinned import thinned_scores
 from unet_repro.provenance import score_provenance
 
-METRICS = ("warping_error", "rand_error", "pixel_error")
+METRICS = ("warping_error", "rand_error", "pixel_error", "vrand_thinned", "vinfo_thinned")
 
 
 def main() -> None:
@@ -49,6 +52,7 @@ def main() -> None:
         )
     t0 = time.perf_counter()
     scores = isbi_scores(gt, proposal, radius=args.radius)
+    scores.update(thinned_scores(gt, proposal))
     log.info("scored %d slices in %.1f s", len(gt), time.perf_counter() - t0)
     ths = sorted(set().union(*(scores[m].per_threshold for m in METRICS)))
     lines = ["threshold," + ",".join(METRICS)]

@@ -23,9 +23,11 @@ def curves(args, log) -> None:
     for label, path in zip(args.labels, args.csv, strict=True):
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
+        metrics = ("warping_error", "rand_error", "pixel_error", "vrand_thinned", "vinfo_thinned")
         tables[label] = {
             m: {float(r["threshold"]): float(r[m]) for r in rows if r[m] != ""}
-            for m in ("warping_error", "rand_error", "pixel_error")
+            for m in metrics
+            if rows and m in rows[0]  # per-threshold files written before V_Rand/V_Info lack them
         }
     _, w, r, p = next(row for row in PAPER_TABLE1 if row[0].startswith("u-net"))
     isbi_curves(tables, args.out, {"warping_error": w, "rand_error": r, "pixel_error": p})

@@ -28,11 +28,21 @@ OURS1 = {
     "rand_error_threshold": 0.30000000000000004,
     "pixel_error": 0.08,
     "pixel_error_threshold": 0.6,
+    "vrand_thinned": 0.91,
+    "vrand_thinned_threshold": 0.7,
+    "vinfo_thinned": 0.95,
+    "vinfo_thinned_threshold": 0.7999999999999999,
 }
 
 
 def test_table1_has_paper_rows_then_ours():
     rows = table1_rows([OURS1])
+    ours = next(r for r in rows if r["source"] == "ours")
+    assert ours["vrand_thinned"] == 0.91 and ours["vinfo_thinned"] == 0.95
+    assert ours["thresholds"] == "w/R/p 0.5/0.3/0.6, V_Rand/V_Info 0.7/0.8"
+    # the paper predates today's leaderboard measures: no value, "–" in the text tables
+    assert all(r["vrand_thinned"] is None for r in rows if r["source"] == "paper")
+    assert "| – | – |" in to_markdown(rows, TABLE1_COLUMNS, {})
     unet = next(r for r in rows if r["name"].startswith("u-net (paper"))
     assert (unet["warping_error"], unet["rand_error"], unet["pixel_error"]) == (
         0.000353,
@@ -40,7 +50,7 @@ def test_table1_has_paper_rows_then_ours():
         0.0611,
     )
     assert [r["source"] for r in rows] == ["paper"] * 6 + ["ours"]
-    assert rows[-1]["thresholds"] == "w/R/p 0.5/0.3/0.6"
+    assert rows[-1]["thresholds"] == "w/R/p 0.5/0.3/0.6, V_Rand/V_Info 0.7/0.8"
     assert "held-out" in rows[-1]["name"] and rows[-1]["split"] == "fold4"
 
 

@@ -292,6 +292,9 @@ def test_whole_chain_on_synthetic_mirror(tmp_path, mirror):
     # numbers of the CSV (ours and the paper's) formatted as in the Markdown
     embedded = _report_items(html)
     assert {"table1.html", "table2.html", "table1.csv", "table2.tex"} <= set(embedded)
+    # the report's provenance page: every scores file's record, per step
+    assert "provenance.html" in embedded and "config_digest" in embedded["provenance.html"]
+    assert "Provenance:" in embedded["table1.html"]
     rows1 = list(csv.DictReader(io.StringIO((res / "tables" / "table1.csv").read_text())))
     rows2 = list(csv.DictReader(io.StringIO((res / "tables" / "table2.csv").read_text())))
     ours1 = next(r for r in rows1 if r["source"] == "ours")

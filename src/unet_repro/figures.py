@@ -83,21 +83,27 @@ def figure4(image, truth, prediction, out, title: str = "") -> None:
 
 
 def isbi_curves(tables: dict, out, paper: dict | None = None) -> None:
-    """ISBI metrics against the threshold, one line per split.
+    """ISBI metrics against the threshold, one line per split (a panel per metric present).
 
     ``tables``: ``{label: {metric: {threshold: value}}}``; ``paper``: optional
     ``{metric: value}`` drawn as horizontal reference lines.
     """
-    metrics = ("warping_error", "rand_error", "pixel_error")
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), layout="constrained")
+    errors = ("warping_error", "rand_error", "pixel_error")  # the paper's: lower is better
+    scores = ("vrand_thinned", "vinfo_thinned")  # today's leaderboard: higher is better
+    metrics = [m for m in (*errors, *scores) if any(m in t for t in tables.values())]
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(4.7 * len(metrics), 3.8), layout="constrained", squeeze=False
+    )
+    axes = axes[0]
     for ax, metric in zip(axes, metrics, strict=True):
         for label, table in tables.items():
-            ths = sorted(table[metric])
+            ths = sorted(table.get(metric, {}))
             ax.plot(ths, [table[metric][t] for t in ths], marker="o", ms=3, label=label)
         if paper and metric in paper:
             ax.axhline(paper[metric], color="k", ls="--", lw=1, label="paper (test set)")
         ax.set_xlabel("threshold on P(cell)")
-        ax.set_title(metric.replace("_", " "))
-        ax.set_yscale("log")
+        names = {"vrand_thinned": "V_Rand (thinned)", "vinfo_thinned": "V_Info (thinned)"}
+        ax.set_title(names.get(metric, metric.replace("_", " ")))
+        ax.set_yscale("log" if metric in errors else "linear")
     axes[0].legend(fontsize=8)
     save(fig, out)
