@@ -1,14 +1,16 @@
 #!/usr/bin/env python
-"""Segment a held-out CTC sequence from P(cell) and score it with the CTC SEG measure.
+"""Segment a held-out CTC sequence from P(cell); score it with CTC SEG, DET and OP_CSB.
 
 Instances = connected components of ``P(cell) > threshold`` (4-connected; components below
 ``--min-size`` pixels removed, grown by a watershed into ``P > --mask-threshold``, holes
 filled with ``--fill-holes``, labels grown by ``--expand`` pixels;
 ``unet_repro.postprocess.segment``), with the settings given or read from
 ``--postprocess`` (chosen on the training sequence by select_ctc.py). Writes the CTC result
-folder ``<seq>_RES/maskNNN.tif`` (uint16, every frame) and the SEG over all annotated frames,
+folder ``<seq>_RES/maskNNN.tif`` (uint16, every frame, labels unique over the sequence) with
+its ``res_track.txt`` (every object a track of one frame: a segmentation-only result), the SEG
+over all annotated frames, DET over all frames' tracking markers and OP_CSB = (SEG + DET) / 2,
 computed by our implementation and, when the package is installed, by the official
-``py-ctcmetrics`` as a cross-check.
+``py-ctcmetrics`` as a cross-check (which also validates the folder).
 """
 
 import argparse
@@ -18,22 +20,31 @@ from pathlib import Path
 from _common import run, setup_logging
 
 from unet_repro.io import DataError, read_tiff, write_json
-from unet_repro.metrics.ctc import evaluate_sequence_seg, write_ctc_result
+from unet_repro.metrics.ctc import (
+    evaluate_sequence_det,
+    evaluate_sequence_seg,
+    op_csb,
+    write_ctc_result,
+)
 from unet_repro.postprocess import KEYS, segment
 from unet_repro.provenance import score_provenance
 
 
-def official_seg(res: Path, gt: Path, log) -> float | None:
-    """SEG from py-ctcmetrics (None when it is not installed or fails)."""
+def official_scores(res: Path, gt: Path, log, det: bool) -> dict[str, float | None]:
+    """SEG (and DET, OP_CSB, Valid) from py-ctcmetrics; None values when it is not installed
+    or fails."""
+    metrics = ["Valid", "SEG", "DET"] if det else ["SEG"]
+    empty = dict.fromkeys(["SEG", "DET", "OP_CSB", "Valid"])
     try:
         from ctc_metrics import evaluate_sequence
     except ImportError:
-        return None
+        return empty
     try:
-        return float(evaluate_sequence(str(res), str(gt), metrics=["SEG"])["SEG"])
+        found = evaluate_sequence(str(res), str(gt), metrics=metrics, threads=1)
     except Exception as err:  # a cross-check only: report, never fail the rule on it
         log.warning("py-ctcmetrics failed: %s", err)
-        return None
+        return empty
+    return {k: (None if found.get(k) is None else float(found[k])) for k in empty}
 
 
 def main() -> None:
@@ -90,10 +101,18 @@ def main() -> None:
         settings = {k: chosen[k] for k in settings}
     log.info("post-processing %s", settings)
     masks = [segment(p, **settings) for p in probs]
-    write_ctc_result(args.out_res, masks)
+    complete = write_ctc_result(args.out_res, masks)
+    if not complete:
+        log.warning(
+            "%s: more than 65535 objects in the sequence: the masks keep per-frame labels and"
+            " there is no res_track.txt, so the folder is not a valid CTC result (SEG and DET"
+            " are still computed)",
+            args.out_res,
+        )
     seg = evaluate_sequence_seg(args.out_res, args.gt)
+    det = evaluate_sequence_det(args.out_res, args.gt)
     most = max(int(m.max()) for m in masks)
-    official = None
+    official = dict.fromkeys(["SEG", "DET", "OP_CSB", "Valid"])
     # py-ctcmetrics' matching assumes label 0 is present in every result frame: in a frame
     # without background it drops the first object and shifts the others, so its SEG is wrong
     full = [t for t, m in enumerate(masks) if (m > 0).all()]
@@ -104,10 +123,18 @@ def main() -> None:
             full[:5],
         )
     elif args.crosscheck and most <= args.crosscheck_max_objects:
-        official = official_seg(args.out_res, args.gt, log)
+        official = official_scores(args.out_res, args.gt, log, det=complete)
     elif args.crosscheck:  # py-ctcmetrics slows to a crawl on thousands of (noise) objects
         log.warning("py-ctcmetrics cross-check skipped: up to %d objects in a frame", most)
-    log.info("%s %s: SEG %.4f (py-ctcmetrics: %s)", args.dataset, args.sequence, seg, official)
+    log.info(
+        "%s %s: SEG %.4f, DET %.4f, OP_CSB %.4f (py-ctcmetrics: %s)",
+        args.dataset,
+        args.sequence,
+        seg,
+        det,
+        op_csb(seg, det),
+        official,
+    )
     write_json(
         args.out_json,
         {
@@ -117,7 +144,12 @@ def main() -> None:
             "seed": args.seed,
             "config": args.config_name,
             "seg": seg,
-            "seg_py_ctcmetrics": official,
+            "seg_py_ctcmetrics": official["SEG"],
+            "det": det,
+            "det_py_ctcmetrics": official["DET"],
+            "op_csb": op_csb(seg, det),
+            "valid_py_ctcmetrics": official["Valid"],
+            "ctc_result_complete": complete,
             **settings,
             "postprocess": "selected" if args.postprocess else "fixed",
             "selected_on": chosen.get("selected_on"),

@@ -36,7 +36,10 @@ CAPTION_PROVENANCE = (
 CAPTION2 = (
     "Table 2: Cell Tracking Challenge segmentation, IOU (CTC SEG). Paper rows: challenge test "
     "sequences. Ours: the held-out training sequence (split trainXX evaluates the other one);"
-    " mean ± sample standard deviation over seeds where there are several."
+    " mean ± sample standard deviation over seeds where there are several. <dataset>_DET and"
+    " <dataset>_OP_CSB = (SEG + DET) / 2 are the measures the Challenge's Cell Segmentation"
+    " Benchmark ranks by today, which the paper's rows predate; the leaderboard row is today's"
+    " leader on the challenge's test sequences."
 )
 
 

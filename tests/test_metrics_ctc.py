@@ -17,6 +17,10 @@ def official_seg(res: Path, gt: Path) -> float:
     return ctc_metrics.evaluate_sequence(str(res), str(gt), metrics=["SEG"], threads=1)["SEG"]
 
 
+def official(res: Path, gt: Path, metrics=("Valid", "SEG", "DET")) -> dict:
+    return ctc_metrics.evaluate_sequence(str(res), str(gt), metrics=list(metrics), threads=1)
+
+
 def brute_force_seg(frames):
     """Σ over GT objects of IoU with the matched object (|R∩S| > |R|/2) / number of objects."""
     total, n = 0.0, 0
@@ -130,12 +134,14 @@ def test_instances_from_probability():
 def test_write_ctc_result_is_complete_and_replaces(tmp_path):
     masks = [np.full((5, 7), t, np.int32) for t in range(3)]
     out = tmp_path / "01_RES"
-    ctc.write_ctc_result(out, masks)
-    assert sorted(os.listdir(out)) == ["mask000.tif", "mask001.tif", "mask002.tif"]
+    assert ctc.write_ctc_result(out, masks)
+    names = ["mask000.tif", "mask001.tif", "mask002.tif", "res_track.txt"]
+    assert sorted(os.listdir(out)) == names
     m = tifffile.imread(out / "mask002.tif")
-    assert m.dtype == np.uint16 and (m == 2).all()
+    assert m.dtype == np.uint16 and (m == 2).all()  # frame 1's object is 1, frame 2's is 2
+    assert (out / "res_track.txt").read_text() == "1 1 1 0\n2 2 2 0\n"
     ctc.write_ctc_result(out, masks[:1])  # replaces the previous result entirely
-    assert sorted(os.listdir(out)) == ["mask000.tif"]
+    assert sorted(os.listdir(out)) == ["mask000.tif", "res_track.txt"]
     assert sorted(os.listdir(tmp_path)) == ["01_RES"]  # no temporary folders left
     with pytest.raises(ValueError, match="65535"):
         ctc.write_ctc_result(tmp_path / "bad", [np.full((2, 2), 70000)])
@@ -224,3 +230,100 @@ def test_dense_and_sorted_contingency_agree(monkeypatch):
     sorted_ = ctc.matched_jaccards(gt, res)
     assert dense[1] == sorted_[1] and len(dense[0]) > 0
     np.testing.assert_array_equal(dense[0], sorted_[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# DET, OP_CSB and the result folder's res_track.txt
+# ---------------------------------------------------------------------------------------------
+
+
+def brute_force_det_counts(markers, res):
+    """Written from the definitions: marker R detected by S iff |R ∩ S| > |R| / 2."""
+    refs = [r for r in np.unique(markers) if r]
+    objs = [c for c in np.unique(res) if c]
+    detects = {c: 0 for c in objs}
+    tp = 0
+    for r in refs:
+        area = np.sum(markers == r)
+        for c in objs:
+            if np.sum((markers == r) & (res == c)) > area / 2:
+                detects[c] += 1
+                tp += 1
+    return {
+        "N": len(refs),
+        "TP": tp,
+        "FN": len(refs) - tp,
+        "FP": sum(1 for c in objs if detects[c] == 0),
+        "NS": sum(k - 1 for k in detects.values() if k > 0),
+    }
+
+
+def test_det_counts_hand_made_cases():
+    markers = np.zeros((10, 30), np.uint16)
+    markers[2:6, 2:6], markers[2:6, 10:14], markers[2:6, 20:24] = 1, 2, 3
+    assert ctc.det_measure([ctc.det_counts(markers, markers)]) == 1.0  # perfect
+    merged = markers.copy()
+    merged[2:6, 2:14] = 7  # one object over markers 1 and 2: one split needed
+    c = ctc.det_counts(markers, merged)
+    assert (c["TP"], c["FN"], c["FP"], c["NS"]) == (3, 0, 0, 1)
+    assert ctc.det_measure([c]) == pytest.approx(1 - 5 / 30)
+    missed = np.where(markers == 3, 0, markers)
+    missed[8:10, 0:3] = 9  # a false positive
+    c = ctc.det_counts(markers, missed)
+    assert (c["TP"], c["FN"], c["FP"], c["NS"]) == (2, 1, 1, 0)
+    assert ctc.det_measure([c]) == pytest.approx(1 - (10 + 1) / 30)
+    half = markers.copy()
+    half[2:4, 20:24] = 0  # exactly half of marker 3 covered: not detected (> 0.5 needed)
+    assert ctc.det_counts(markers, half)["FN"] == 1
+    # DET is floored at 0: far more errors than building the markers from nothing costs
+    noise = np.arange(300, dtype=np.uint16).reshape(10, 30) + 1
+    assert ctc.det_measure([ctc.det_counts(markers, noise)]) == 0.0
+    assert ctc.op_csb(0.8, 0.9) == pytest.approx(0.85)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_det_counts_equal_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    markers = ndi.label(rng.random((24, 24)) > 0.6)[0]
+    res = ndi.label(ndi.binary_dilation(markers > 0) & (rng.random((24, 24)) > 0.2))[0]
+    res[rng.random((24, 24)) > 0.97] = res.max() + 1  # scattered pixels of one more object
+    assert ctc.det_counts(markers, res) == brute_force_det_counts(markers, res)
+
+
+def test_sequence_labels_are_unique_tracks_of_one_frame():
+    masks = [np.array([[0, 5], [5, 9]]), np.zeros((2, 2), int), np.array([[3, 0], [0, 0]])]
+    relabelled, tracks = ctc.sequence_labels(masks)
+    assert [m.tolist() for m in relabelled] == [
+        [[0, 1], [1, 2]],
+        [[0, 0], [0, 0]],
+        [[3, 0], [0, 0]],
+    ]
+    assert tracks.tolist() == [[1, 0, 0, 0], [2, 0, 0, 0], [3, 2, 2, 0]]
+    too_many = [np.arange(40000).reshape(200, 200), np.arange(40000).reshape(200, 200)]
+    assert ctc.sequence_labels(too_many) is None
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_det_equals_py_ctcmetrics_and_the_folder_is_valid(tmp_path, seed):
+    res_dir, gt_dir, _ = synthetic_sequence(tmp_path, np.random.default_rng(seed))
+    theirs = official(res_dir, gt_dir)
+    assert theirs["Valid"] == 1  # res_track.txt consistent with the masks
+    ours = ctc.evaluate_sequence_det(res_dir, gt_dir)
+    assert 0.3 < ours < 1.0 and ours == pytest.approx(theirs["DET"], abs=1e-12)
+    seg = ctc.evaluate_sequence_seg(res_dir, gt_dir)
+    assert ctc.op_csb(seg, ours) == pytest.approx(theirs["OP_CSB"], abs=1e-12)
+
+
+@pytest.mark.parametrize("dataset", ["PhC-C2DH-U373", "DIC-C2DH-HeLa"])
+def test_det_equals_py_ctcmetrics_on_the_real_heldout_sequence(shared_data, tmp_path, dataset):
+    """The held-out sequence 02: its silver truth as a result folder written by us."""
+    root = shared_data / "ctc" / dataset
+    gt_dir = root / "02_GT"
+    st = sorted((root / "02_ST" / "SEG").glob("man_seg*.tif"))
+    res_dir = tmp_path / "02_RES"
+    assert ctc.write_ctc_result(res_dir, [tifffile.imread(f) for f in st])
+    theirs = official(res_dir, gt_dir, ("Valid", "DET"))
+    assert theirs["Valid"] == 1
+    ours = ctc.evaluate_sequence_det(res_dir, gt_dir)
+    assert 0.5 < ours <= 1.0
+    assert ours == pytest.approx(theirs["DET"], abs=1e-12)

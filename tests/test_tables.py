@@ -131,15 +131,41 @@ def test_mean_row_over_splits():
 
 
 def _seg(dataset, split, sequence, seg, **post):
+    det = min(1.0, seg + 0.05)
     return {
         "dataset": dataset,
         "split": split,
         "sequence": sequence,
         "config": "p",
         "seg": seg,
+        "det": det,
+        "op_csb": (seg + det) / 2,
         "threshold": 0.5,
         **post,
     }
+
+
+def test_table2_has_det_op_csb_and_the_leader_row():
+    rows = table2_rows([_seg("PhC-C2DH-U373", "train01", "02", 0.8)])
+    leader = next(r for r in rows if r["source"] == "leaderboard")
+    assert "test set" in leader["name"] and leader["split"] == "challenge test"
+    assert (leader["PhC-U373"], leader["PhC-U373_DET"], leader["PhC-U373_OP_CSB"]) == (
+        0.931,
+        0.990,
+        0.961,
+    )
+    assert (leader["DIC-HeLa"], leader["DIC-HeLa_DET"], leader["DIC-HeLa_OP_CSB"]) == (
+        0.887,
+        0.975,
+        0.926,
+    )
+    ours = rows[-1]
+    assert ours["source"] == "ours" and ours["PhC-U373_DET"] == pytest.approx(0.85)
+    assert ours["PhC-U373_OP_CSB"] == pytest.approx(0.825) and ours["DIC-HeLa_DET"] is None
+    paper = [r for r in rows if r["source"] == "paper"]
+    assert all(r["PhC-U373_DET"] is None for r in paper)  # the paper predates DET
+    html = to_html(rows, TABLE2_COLUMNS, {}, "Table 2: x")
+    assert html.count('<tbody class="paper">') == 2 and html.count('<tbody class="ours">') == 1
 
 
 def test_table2_keeps_every_test_sequence_of_a_split():
@@ -164,7 +190,7 @@ def test_table2_mean_counts_per_column():
         _seg("DIC-C2DH-HeLa", "train01", "02", 0.7),
     ]
     mean = table2_rows(ours)[-1]
-    assert mean["split"] == "mean of held-out sequences (PhC-U373: 2, DIC-HeLa: 1)"
+    assert mean["split"].startswith("mean of held-out sequences (PhC-U373: 2, DIC-HeLa: 1")
     assert mean["PhC-U373"] == pytest.approx(0.85) and mean["DIC-HeLa"] == 0.7
     both = [*ours, _seg("DIC-C2DH-HeLa", "train02", "01", 0.5)]
     assert table2_rows(both)[-1]["split"] == "mean of 2 held-out sequences"

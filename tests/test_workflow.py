@@ -260,6 +260,7 @@ def test_whole_chain_on_synthetic_mirror(tmp_path, mirror):
     assert len(ours) == 1 and ",hold4-5,0,test," in ours[0]
     table2 = (res / "tables" / "table2.csv").read_text()
     assert "train01 (test 02)" in table2 and "0.9203" in table2
+    assert "PhC-U373_DET" in table2 and "CSB leader (today, test set)" in table2
     for ext in ("md", "tex"):
         assert (res / "tables" / f"table1.{ext}").stat().st_size > 200
     # CTC result folder: a uint16 mask for every frame of the held-out sequence
@@ -268,6 +269,7 @@ def test_whole_chain_on_synthetic_mirror(tmp_path, mirror):
     )
     frames = sorted((mirror / "ctc" / "PhC-C2DH-U373" / "02").glob("t*.tif"))
     assert [m.name[4:] for m in masks] == [f.name[1:] for f in frames]
+    assert (masks[0].parent / "res_track.txt").is_file()  # a complete CTC result folder
     assert tifffile.imread(masks[0]).dtype == np.uint16
     # ISBI submission, from the whole-data model only: uncompressed float32 P(non-membrane)
     # in [0, 1], one page per test slice
@@ -334,6 +336,10 @@ def test_whole_chain_on_synthetic_mirror(tmp_path, mirror):
         assert "no background pixel" in log.read_text()
     else:
         assert seg["seg"] == pytest.approx(seg["seg_py_ctcmetrics"], abs=1e-12)
+        assert seg["det"] == pytest.approx(seg["det_py_ctcmetrics"], abs=1e-12)
+        assert seg["valid_py_ctcmetrics"] == 1  # the Challenge's validation accepts the folder
+    assert seg["op_csb"] == pytest.approx((seg["seg"] + seg["det"]) / 2)
+    assert seg["ctc_result_complete"] is True
 
 
 def _report_items(html: str) -> dict[str, str]:

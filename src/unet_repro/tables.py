@@ -46,6 +46,15 @@ PAPER_TABLE2: list[tuple[str, float | None, float | None]] = [
     ("u-net (2015, paper, test set)", 0.9203, 0.7756),
 ]
 
+#: Today's leader of the Cell Tracking Challenge's Cell Segmentation Benchmark (ranked by
+#: OP_CSB): published test-set values, (SEG, DET, OP_CSB) per dataset (issue 17). A reference
+#: row of Table 2, marked as test-set numbers; not this reproduction's.
+CSB_LEADER = {
+    "name": "CSB leader (today, test set)",
+    "PhC-U373": (0.931, 0.990, 0.961),
+    "DIC-HeLa": (0.887, 0.975, 0.926),
+}
+
 TABLE1_COLUMNS = [
     "name",
     "source",
@@ -67,6 +76,10 @@ TABLE2_COLUMNS = [
     "config",
     "PhC-U373",
     "DIC-HeLa",
+    "PhC-U373_DET",
+    "DIC-HeLa_DET",
+    "PhC-U373_OP_CSB",
+    "DIC-HeLa_OP_CSB",
     "thresholds",
 ]
 TABLE1_METRICS = (
@@ -76,7 +89,14 @@ TABLE1_METRICS = (
     "vrand_thinned",
     "vinfo_thinned",
 )
-TABLE2_METRICS = ("PhC-U373", "DIC-HeLa")
+TABLE2_METRICS = (
+    "PhC-U373",
+    "DIC-HeLa",
+    "PhC-U373_DET",
+    "DIC-HeLa_DET",
+    "PhC-U373_OP_CSB",
+    "DIC-HeLa_OP_CSB",
+)
 
 
 def table1_rows(ours: Sequence[dict]) -> list[dict]:
@@ -226,15 +246,40 @@ def table2_rows(ours: Sequence[dict]) -> list[dict]:
 
     ``ours``: dicts with ``dataset`` (PhC-C2DH-U373 or DIC-C2DH-HeLa), ``split``,
     ``sequence`` (the test sequence; optional), ``seed`` (optional), ``config``, ``seg``,
-    ``threshold`` and optionally ``min_size``, ``expand``, ``fill_holes``. One row per split,
+    ``threshold``, optionally ``det`` and ``op_csb`` (the Cell Segmentation Benchmark's
+    measures, columns ``<dataset>_DET``, ``<dataset>_OP_CSB``) and ``min_size``, ``expand``,
+    ``fill_holes``. After the paper's rows comes today's benchmark leader (:data:`CSB_LEADER`,
+    source ``leaderboard``: test-set numbers). One row per split,
     test sequence, seed and configuration, with both datasets' values when both have it; the
     thresholds column names each dataset's post-processing where the two differ. The same
     dataset twice under one key is an error (a value would be lost).
     """
     rows = [
-        dict(zip(TABLE2_COLUMNS, (n, "paper", "challenge test", "", "", u, h, ""), strict=True))
+        {
+            **dict.fromkeys(TABLE2_COLUMNS),
+            "name": n,
+            "source": "paper",
+            "split": "challenge test",
+            "seed": "",
+            "config": "",
+            "PhC-U373": u,
+            "DIC-HeLa": h,
+            "thresholds": "",
+        }
         for n, u, h in PAPER_TABLE2
     ]
+    leader = {
+        **dict.fromkeys(TABLE2_COLUMNS),
+        "name": CSB_LEADER["name"],
+        "source": "leaderboard",
+        "split": "challenge test",
+        "seed": "",
+        "config": "",
+        "thresholds": "",
+    }
+    for ds in ("PhC-U373", "DIC-HeLa"):
+        leader[ds], leader[f"{ds}_DET"], leader[f"{ds}_OP_CSB"] = CSB_LEADER[ds]
+    rows.append(leader)
     column = {"PhC-C2DH-U373": "PhC-U373", "DIC-C2DH-HeLa": "DIC-HeLa"}
     by_key: dict[tuple, dict] = {}
     post: dict[tuple, dict[str, str]] = {}
@@ -249,8 +294,7 @@ def table2_rows(ours: Sequence[dict]) -> list[dict]:
                 "split": s["split"] if sequence is None else f"{s['split']} (test {sequence})",
                 "seed": s.get("seed"),
                 "config": s["config"],
-                "PhC-U373": None,
-                "DIC-HeLa": None,
+                **dict.fromkeys(TABLE2_METRICS),
                 "thresholds": "",
                 "_provenance": [],
             },
@@ -260,7 +304,10 @@ def table2_rows(ours: Sequence[dict]) -> list[dict]:
                 f"two scores for {s['dataset']} split {s['split']}, test sequence {sequence},"
                 f" seed {s.get('seed')}, config {s['config']}"
             )
-        row[column[s["dataset"]]] = s["seg"]
+        ds = column[s["dataset"]]
+        row[ds] = s["seg"]
+        if s.get("det") is not None:  # score files written before DET have none
+            row[f"{ds}_DET"], row[f"{ds}_OP_CSB"] = s["det"], s["op_csb"]
         row["_provenance"] += steps_of(s)
         post.setdefault(key, {})[column[s["dataset"]]] = postprocessing(s)
     for key, row in by_key.items():
@@ -353,7 +400,7 @@ def to_latex(
     ]
     previous = None
     for row in rows:
-        if previous == "paper" and row["source"] == "ours":
+        if previous not in (None, "ours") and row["source"] == "ours":
             out.append(r"\midrule")
         previous = row["source"]
         out.append(" & ".join(esc(_cell(row, c, digits.get(c, 4))) for c in columns) + r" \\")
@@ -432,7 +479,7 @@ def to_html(
         if row["source"] != previous:
             if previous is not None:
                 out.append("</tbody>")
-            source = "paper" if row["source"] == "paper" else "ours"
+            source = "ours" if row["source"] == "ours" else "paper"  # paper, leaderboard
             out.append(f'<tbody class="{source}">')
             previous = row["source"]
         cells = []

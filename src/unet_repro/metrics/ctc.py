@@ -1,4 +1,5 @@
-"""Cell Tracking Challenge SEG measure (the "IOU" column of the U-Net paper's Table 2).
+"""Cell Tracking Challenge SEG measure (the "IOU" column of the U-Net paper's Table 2), and
+DET and OP_CSB, by which the Challenge's Cell Segmentation Benchmark ranks today.
 
 A ground-truth object R matches a predicted object S iff |R ∩ S| > 0.5 |R|, so each R has at
 most one match. SEG is the Jaccard index |R ∩ S| / |R ∪ S| of each R with its match (0 when
@@ -10,9 +11,16 @@ The official Python implementation is the PyPI package ``py-ctcmetrics``
 per-object values in the same order and with the same float operations, so the two agree
 exactly.
 
+DET (Matula et al. 2015) counts, in every frame, how the result objects detect the tracking
+markers ``GT/TRA`` (present for every cell of every frame): DET = 1 - min(AOGM_D, AOGM_D0) /
+AOGM_D0 with AOGM_D = 5 splits + 10 false negatives + 1 false positive, AOGM_D0 = 10 markers
+(:func:`det_measure`); OP_CSB = (SEG + DET) / 2. ``py-ctcmetrics`` computes both from a result
+folder with a valid ``res_track.txt``; :func:`write_ctc_result` writes one.
+
 File layout (CTC): ground truth ``<seq>_GT/SEG/man_segNNN.tif`` (uint16 instance labels, NNN =
-frame index, only some frames annotated), ``<seq>_GT/TRA/``; results ``<seq>_RES/maskNNN.tif``,
-one uint16 mask for *every* frame, numbered contiguously from 0.
+frame index, only some frames annotated), ``<seq>_GT/TRA/man_trackNNN.tif`` and
+``man_track.txt``; results ``<seq>_RES/maskNNN.tif``, one uint16 mask for *every* frame,
+numbered contiguously from 0, and ``res_track.txt`` (``label begin end parent`` per track).
 
 References
 ----------
@@ -36,11 +44,17 @@ from scipy import ndimage as ndi
 from ..io import atomic_path
 
 __all__ = [
+    "RES_TRACK",
+    "det_counts",
+    "det_measure",
+    "evaluate_sequence_det",
     "evaluate_sequence_seg",
     "instances_from_probability",
     "matched_jaccards",
     "seg_measure",
     "seg_score",
+    "op_csb",
+    "sequence_labels",
     "write_ctc_result",
 ]
 
@@ -196,10 +210,46 @@ def _mask_name(t: int, n_frames: int) -> str:
     return f"mask{t:04d}.tif" if n_frames > 1000 else f"mask{t:03d}.tif"
 
 
-def write_ctc_result(folder: str | os.PathLike, masks: Sequence[np.ndarray]) -> None:
-    """Write a CTC result folder ``mask000.tif, mask001.tif, ...`` (uint16), atomically.
+#: The tracking file of a CTC result folder.
+RES_TRACK = "res_track.txt"
 
-    The masks are written to a temporary folder next to ``folder``, which is then renamed to
+
+def sequence_labels(masks: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray] | None:
+    """Relabel per-frame instances with labels unique over the sequence, and their tracks.
+
+    A segmentation-only result links no cell across frames: each object of each frame is a
+    track of its own that starts and ends in that frame, with no parent. Objects are numbered
+    frame by frame, in the order of their labels in the frame (frame 0's first object is 1).
+    Returns the relabelled uint16 masks and the ``res_track.txt`` rows ``L B E P`` (label,
+    begin frame, end frame, parent 0), or None when the sequence holds more objects than
+    uint16 labels can name (65535), which no CTC result folder can hold.
+    """
+    out, rows, offset = [], [], 0
+    limit = int(np.iinfo(np.uint16).max)
+    for t, m in enumerate(masks):
+        m = _check_label_image(m, f"mask {t}")
+        labels = np.unique(m)
+        labels = labels[labels != 0]
+        if offset + labels.size > limit:
+            return None
+        lut = np.zeros(int(labels.max()) + 1 if labels.size else 1, np.uint16)
+        lut[labels] = np.arange(offset + 1, offset + labels.size + 1, dtype=np.uint16)
+        out.append(lut[m])
+        rows += [(offset + k + 1, t, t, 0) for k in range(labels.size)]
+        offset += labels.size
+    return out, np.array(rows, dtype=np.int64).reshape(-1, 4)
+
+
+def write_ctc_result(folder: str | os.PathLike, masks: Sequence[np.ndarray]) -> bool:
+    """Write a CTC result folder: ``mask000.tif, mask001.tif, ...`` (uint16) and ``res_track.txt``.
+
+    The labels are made unique over the sequence (:func:`sequence_labels`), so that the folder
+    is a valid segmentation-only result for the Challenge's software (every object a track of
+    one frame, no links), which DET and OP_CSB need. A sequence with more than 65535 objects
+    (a noise-level prediction) cannot be one: its masks keep their per-frame labels and no
+    ``res_track.txt`` is written (SEG and DET do not depend on either).
+
+    The files are written to a temporary folder next to ``folder``, which is then renamed to
     ``folder`` (an existing ``folder`` is replaced), so readers never see a partial result.
 
     Parameters
@@ -207,7 +257,13 @@ def write_ctc_result(folder: str | os.PathLike, masks: Sequence[np.ndarray]) -> 
     folder : path
         Result folder, e.g. ``.../01_RES``.
     masks : sequence of ndarray
-        One 2-D integer label image per frame, frame 0 first; labels must fit in uint16.
+        One 2-D integer label image per frame, frame 0 first; per-frame labels must fit in
+        uint16.
+
+    Returns
+    -------
+    bool
+        Whether the folder is a complete CTC result (with ``res_track.txt``).
     """
     folder = Path(folder)
     if len(masks) == 0:
@@ -217,11 +273,103 @@ def write_ctc_result(folder: str | os.PathLike, masks: Sequence[np.ndarray]) -> 
         m = _check_label_image(m, f"mask {t}")
         if m.size and m.max() > np.iinfo(np.uint16).max:
             raise ValueError(f"mask {t} has labels above 65535")
-        checked.append(m.astype(np.uint16))
+        checked.append(m)
+    relabelled = sequence_labels(checked)
     with atomic_path(folder) as tmp:
         tmp.mkdir()
-        for t, m in enumerate(checked):
-            tifffile.imwrite(tmp / _mask_name(t, len(checked)), m)
+        frames = checked if relabelled is None else relabelled[0]
+        for t, m in enumerate(frames):
+            tifffile.imwrite(tmp / _mask_name(t, len(frames)), m.astype(np.uint16))
+        if relabelled is not None:
+            lines = "".join(" ".join(map(str, row)) + "\n" for row in relabelled[1].tolist())
+            (tmp / RES_TRACK).write_text(lines)
+    return relabelled is not None
+
+
+# --------------------------------------------------------------------------------------------
+# DET: detection accuracy (the Cell Segmentation Benchmark's second measure)
+# --------------------------------------------------------------------------------------------
+
+#: AOGM-D weights of the Challenge (Matula et al. 2015): split, false negative, false positive.
+W_NS, W_FN, W_FP = 5, 10, 1
+
+
+def det_counts(markers: np.ndarray, res: np.ndarray) -> dict[str, int]:
+    """Detection counts of one frame: reference markers against result objects.
+
+    A marker R (``GT/TRA``, every cell of every frame) is detected by the result object S with
+    |R ∩ S| > 0.5 |R| (at most one S can). ``TP``: detected markers; ``FN``: the others;
+    ``FP``: result objects that detect no marker; ``NS``: splits needed, sum over result
+    objects of (number of markers it detects - 1) where it detects at least one (a merge of
+    k cells needs k - 1 splits); ``N``: markers.
+    """
+    markers = _check_label_image(markers, "markers")
+    res = _check_label_image(res, "result")
+    if markers.shape != res.shape:
+        raise ValueError(f"markers {markers.shape} and result {res.shape} differ in shape")
+    r, c = markers.ravel().astype(np.int64), res.ravel().astype(np.int64)
+    r_ids = np.unique(r[r > 0])
+    c_ids = np.unique(c[c > 0])
+    inside = r > 0
+    pairs, overlap = np.unique(np.stack([r[inside], c[inside]]), axis=1, return_counts=True)
+    size = dict(zip(*np.unique(r[inside], return_counts=True), strict=True))
+    hit = [
+        (int(a), int(b))
+        for (a, b), n in zip(pairs.T, overlap, strict=True)
+        if b > 0 and 2 * n > size[a]
+    ]
+    per_object = np.unique([b for _, b in hit], return_counts=True)[1] if hit else np.zeros(0)
+    tp = len(hit)
+    return {
+        "N": int(r_ids.size),
+        "TP": tp,
+        "FN": int(r_ids.size) - tp,
+        "FP": int(c_ids.size) - int(per_object.size),
+        "NS": int(np.sum(per_object - 1)),
+    }
+
+
+def det_measure(counts: Iterable[dict[str, int]]) -> float:
+    """DET = 1 - min(AOGM_D, AOGM_D0) / AOGM_D0 over the frames of a sequence.
+
+    AOGM_D = 5 NS + 10 FN + 1 FP (the cost of correcting the detections into the reference
+    markers), AOGM_D0 = 10 N (the cost of building them from nothing). 1 is perfect.
+    """
+    total = {"N": 0, "FN": 0, "FP": 0, "NS": 0}
+    for frame in counts:
+        for k in total:
+            total[k] += int(frame[k])
+    if total["N"] == 0:
+        raise ValueError("no reference markers: DET is undefined")
+    aogm = W_NS * total["NS"] + W_FN * total["FN"] + W_FP * total["FP"]
+    aogm0 = W_FN * total["N"]
+    return float(1 - min(aogm, aogm0) / aogm0)
+
+
+_TRA_RE = re.compile(r"^man_track(\d+)\.tif$")
+
+
+def evaluate_sequence_det(res_folder: str | os.PathLike, gt_folder: str | os.PathLike) -> float:
+    """DET of one sequence from CTC folders: ``<seq>_GT/TRA/man_trackNNN.tif`` (every frame)
+    against ``<seq>_RES/maskNNN.tif`` of the same frame index."""
+    res_folder, tra_dir = Path(res_folder), Path(gt_folder) / "TRA"
+    if not tra_dir.is_dir():
+        raise ValueError(f"no TRA folder in {gt_folder} (tracking markers, needed for DET)")
+    ref = {int(m.group(1)): f for f in tra_dir.iterdir() if (m := _TRA_RE.match(f.name))}
+    if not ref:
+        raise ValueError(f"no man_track*.tif in {tra_dir}")
+    res = {int(m.group(1)): f for f in res_folder.iterdir() if (m := _MASK_RE.match(f.name))}
+    missing = sorted(set(ref) - set(res))
+    if missing:
+        raise ValueError(f"{res_folder} lacks result masks for frames {missing[:10]}")
+    return det_measure(
+        det_counts(tifffile.imread(ref[t]), tifffile.imread(res[t])) for t in sorted(ref)
+    )
+
+
+def op_csb(seg: float, det: float) -> float:
+    """The Cell Segmentation Benchmark's overall performance: OP_CSB = (SEG + DET) / 2."""
+    return 0.5 * (float(seg) + float(det))
 
 
 _SEG_RE = re.compile(r"^man_seg(\d+)\.tif$")
