@@ -410,7 +410,10 @@ def _results_without_times(root: Path) -> dict[str, object]:
 
 def test_whole_chain_repeats_bit_for_bit(tmp_path, mirror):
     """The synthetic chain run twice, in two folders: identical models, predictions, scores,
-    tables and figures (wall-clock seconds aside), with the provenance recorded in them."""
+    tables and figures (wall-clock seconds aside), with the provenance recorded in them.
+
+    The records hold the checkout's git state, so editing the checkout while this runs makes
+    the second run's files differ (as it should: they were made by another tree)."""
     cfg = ["--configfile", str(REPO / "config" / "test.yaml"), "--config", f"mirror={mirror}"]
     runs = [tmp_path / "first", tmp_path / "second"]
     for work in runs:
