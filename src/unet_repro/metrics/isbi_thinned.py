@@ -109,8 +109,7 @@ import numba
 import numpy as np
 from scipy import ndimage as ndi
 
-from unet_repro.metrics.isbi import _as_stacks
-from unet_repro.metrics.isbi import thresholds as java_thresholds
+from unet_repro.metrics.isbi import _as_stacks, _default
 
 __all__ = [
     "METRICS",
@@ -495,12 +494,7 @@ def thinned_scores(
     if unknown or not metrics:
         raise ValueError(f"metrics must be a non-empty subset of {METRICS}, got {metrics}")
     cell, p = _as_stacks(gt, proposal)
-    if thresholds is None:
-        ths = java_thresholds(0.0, 1.0, 0.1)
-    else:
-        ths = [float(t) for t in thresholds]
-        if not ths:
-            raise ValueError("thresholds is empty")
+    ths = _default(thresholds, 0.0, 1.0)  # the challenge's 11 values unless given
 
     # per slice, independent of the threshold: gold ids inside the gold cells and a_i terms
     gold = []
