@@ -572,9 +572,7 @@ def train_part(
         device=device,
         progress=False,
     )
-    log = _log_seconds(work / "pilot.csv")
-    half = len(log) // 2
-    step = (log[-1][2] - log[half - 1][2]) / (len(log) - half) if half else log[-1][2]
+    step = _step_seconds(_log_seconds(work / "pilot.csv"))
     cap = min(profile.max_iterations, int(base["iterations"]))  # at most the config's run
     iterations = int(min(max(seconds / step, profile.min_iterations), cap))
     info.update(
@@ -654,7 +652,7 @@ def train_part(
 def _step_seconds(log: Sequence[tuple[int, float, float]]) -> float:
     """Seconds per iteration over the second half of a loss log (one row per iteration)."""
     half = len(log) // 2
-    if half == 0 or len(log) - half < 1:
+    if half == 0:  # one row
         return log[-1][2] / max(log[-1][0], 1)
     return (log[-1][2] - log[half - 1][2]) / (log[-1][0] - log[half - 1][0])
 

@@ -71,6 +71,17 @@ def config_digest(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _git(repo: str | os.PathLike, *args: str, timeout: float = 60) -> str:
+    """Standard output of ``git -C repo ARGS`` (raises OSError / SubprocessError on failure)."""
+    return subprocess.run(
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=timeout,
+    ).stdout
+
+
 @cache
 def git_state(repo: str | os.PathLike = REPO) -> tuple[str | None, str | None]:
     """``(commit, tree)`` of the checkout at ``repo``; ``(None, None)`` without git.
@@ -79,20 +90,8 @@ def git_state(repo: str | os.PathLike = REPO) -> tuple[str | None, str | None]:
     files that git does not ignore).
     """
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
+        commit = _git(repo, "rev-parse", "HEAD", timeout=30).strip()
+        status = _git(repo, "status", "--porcelain")
     except (OSError, subprocess.SubprocessError):
         return None, None
     return commit, ("uncommitted changes" if status.strip() else "clean")
