@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .provenance import steps_of
-from .tables import html_page, latex_escape, mean_sd
+from .tables import html_page, latex_escape, latex_notes, mean_sd
 
 #: Configuration sections a variant may change.
 OVERLAY_SECTIONS = ("weights", "model", "train", "train_overrides", "predict", "evaluate")
@@ -320,7 +320,7 @@ def to_latex(rows: Sequence[Mapping[str, Any]], caption: str, notes: Sequence[st
         out.append(" & ".join(esc(c) for c in cells) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}"]
     if notes:
-        out.append(r"\par\footnotesize Provenance: " + "; ".join(esc(n) for n in notes))
+        out.append(latex_notes(notes))
     out.append(r"\end{table}")
     return "\n".join(out) + "\n"
 

@@ -378,6 +378,11 @@ def latex_escape(text: str) -> str:
     return text
 
 
+def latex_notes(notes: Sequence[str]) -> str:
+    """The provenance records below a LaTeX table (:func:`with_provenance`'s notes)."""
+    return r"\par\footnotesize Provenance: " + "; ".join(latex_escape(n) for n in notes)
+
+
 def to_latex(
     rows: Sequence[dict],
     columns: Sequence[str],
@@ -406,7 +411,7 @@ def to_latex(
         out.append(" & ".join(esc(_cell(row, c, digits.get(c, 4))) for c in columns) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}"]
     if notes:
-        out.append(r"\par\footnotesize Provenance: " + "; ".join(esc(n) for n in notes))
+        out.append(latex_notes(notes))
     out.append(r"\end{table}")
     return "\n".join(out) + "\n"
 
