@@ -66,6 +66,11 @@ def main() -> None:
         help="grow the instances by a watershed on -P into P > this (below --threshold)",
     )
     parser.add_argument(
+        "--training-data",
+        default="GT",
+        help="the CTC training data the model learnt from (GT, ST, GT+ST), for the table",
+    )
+    parser.add_argument(
         "--postprocess",
         type=Path,
         help="JSON of select_ctc.py: its settings replace the five above",
@@ -153,6 +158,8 @@ def main() -> None:
             **settings,
             "postprocess": "selected" if args.postprocess else "fixed",
             "selected_on": chosen.get("selected_on"),
+            "selection_reference": chosen.get("reference"),
+            "training_data": args.training_data,
             "seg_selection": chosen.get("seg"),
             "frames": len(masks),
             "provenance": score_provenance(args.prediction, args.variant),

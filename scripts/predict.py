@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from _common import run, setup_logging
 
-from unet_repro.datasets import parse_indices
+from unet_repro.datasets import parse_indices, read_frames
 from unet_repro.inference import predict_volume, resolve_transforms
 from unet_repro.io import read_npz, write_tiff
 from unet_repro.provenance import record
@@ -35,6 +35,12 @@ def main() -> None:
         action="store_true",
         help="CTC: only the annotated frames (those with gold truth), in their order",
     )
+    parser.add_argument(
+        "--frames-csv",
+        type=Path,
+        help="CTC: only the frames of --role in this frame-roles CSV (the weights rule's)",
+    )
+    parser.add_argument("--role", default="select", help="the role --frames-csv picks")
     parser.add_argument("--tile-size", type=int, required=True, help="network input tile size")
     parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
     parser.add_argument(
@@ -80,6 +86,14 @@ def main() -> None:
         if "frames" not in data:
             raise SystemExit(f"--annotated: {args.prepared} has no annotated CTC frames")
         images = images[data["frames"]]
+    if args.frames_csv:
+        frames = read_frames(args.frames_csv, args.role)
+        if not frames:
+            raise SystemExit(f"{args.frames_csv}: no frame has the role {args.role!r}")
+        if max(frames) >= len(images):
+            raise SystemExit(f"{args.frames_csv}: frame {max(frames)} is not in {args.prepared}")
+        images = images[frames]
+        log.info("frames %s (role %s in %s)", frames, args.role, args.frames_csv)
     if args.indices:
         images = images[parse_indices(args.indices, len(images))]
     names = args.transforms[0] if len(args.transforms) == 1 else args.transforms  # a set name
@@ -119,7 +133,11 @@ def main() -> None:
         args.out,
         probs.astype(np.float32),
         None if args.uncompressed else "zlib",
-        description=json.dumps({"provenance": provenance}, sort_keys=True),
+        # the frame of each page, where it is a subset (the selection frames)
+        description=json.dumps(
+            {"provenance": provenance, "frames": frames if args.frames_csv else None},
+            sort_keys=True,
+        ),
     )
     log.info("wrote %s in %.1f s", args.out, time.perf_counter() - t0)
 

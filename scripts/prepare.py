@@ -3,7 +3,7 @@
 
 ISBI: ``images`` (N,H,W) uint8 [+ ``labels`` (N,H,W) bool, True = cell].
 CTC sequence: ``images`` (T,H,W), ``instances`` (K,H,W) uint16, ``frames`` (K,); with
-``--partial`` also ``markers`` (GT/TRA) and ``silver`` (ST/SEG) of the K annotated frames.
+``--partial`` also ``markers`` (GT/TRA), ``silver`` (ST/SEG) and ``has_silver`` of all T frames.
 """
 
 import argparse
@@ -28,7 +28,7 @@ def main() -> None:
         "--partial",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="CTC: also read GT/TRA markers and ST/SEG of the annotated frames",
+        help="CTC: also read the GT/TRA markers and the ST/SEG silver truth of every frame",
     )
     parser.add_argument(
         "--missing",
@@ -52,7 +52,11 @@ def main() -> None:
             log.info("%s: %s slices", args.volume, len(images))
     else:
         seq = read_ctc_sequence(args.root, args.sequence, args.partial, args.missing)
-        extra = {k: getattr(seq, k) for k in ("markers", "silver") if getattr(seq, k) is not None}
+        extra = {
+            k: getattr(seq, k)
+            for k in ("markers", "silver", "has_silver")
+            if getattr(seq, k) is not None
+        }
         write_npz(args.out, images=seq.images, instances=seq.instances, frames=seq.frames, **extra)
         log.info(
             "%s/%s: %d frames %s, annotated frames %s",

@@ -18,6 +18,7 @@ import numpy as np
 from _common import run, setup_logging
 
 from unet_repro.cpu_check import auto_device_check
+from unet_repro.datasets import read_frames
 from unet_repro.model import UNet
 from unet_repro.provenance import THREADS_ENV
 from unet_repro.train import check_train_config, load_samples, plot_loss, train
@@ -35,6 +36,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--targets", type=Path, nargs="+", required=True, help="targets, same order"
+    )
+    parser.add_argument(
+        "--frames",
+        type=Path,
+        nargs="+",
+        help="frame-roles CSV per sequence, same order (the weights rule's): the frame of"
+        " each page of the weight maps",
     )
     parser.add_argument("--indices", help="ISBI: training slice indices, e.g. 0-24")
     parser.add_argument("--model-config", default="{}", help="JSON: UNet arguments")
@@ -77,9 +85,14 @@ def main() -> None:
         )
     if not len(args.prepared) == len(args.weights) == len(args.targets):
         raise SystemExit("--prepared, --weights and --targets need the same number of files")
+    if args.frames and len(args.frames) != len(args.prepared):
+        raise SystemExit("--frames needs one CSV per --prepared file")
     samples = []
-    for prepared, weights, targets in zip(args.prepared, args.weights, args.targets, strict=True):
-        samples += load_samples(prepared, weights, targets, args.indices)
+    for k, (prepared, weights, targets) in enumerate(
+        zip(args.prepared, args.weights, args.targets, strict=True)
+    ):
+        frames = read_frames(args.frames[k]) if args.frames else None
+        samples += load_samples(prepared, weights, targets, args.indices, frames)
     model_cfg, train_cfg = json.loads(args.model_config), json.loads(args.train_config)
     seed = check_train_config(train_cfg)["seed"]
     # the initial weights from a generator seeded from the seed, not from torch's global one

@@ -111,12 +111,18 @@ def test_partial_annotations_are_read_and_missing_folders_named(tmp_path):
 
     synthetic.write_ctc(tmp_path / "X", np.random.default_rng(2), n_frames=5, annotated=(1, 3))
     seq = read_ctc_sequence(tmp_path / "X", "01", partial=True)
-    assert seq.markers.shape == seq.silver.shape == seq.instances.shape
+    # markers and silver truth of every frame, not only of the annotated ones
+    assert seq.markers.shape == seq.silver.shape == seq.images.shape
+    assert seq.has_silver.tolist() == [True] * 5
     # frame 3 is partially annotated: one tracked cell has no gold object
     n_gold = [len(np.unique(i)) - 1 for i in seq.instances]
-    n_tracked = [len(np.unique(m)) - 1 for m in seq.markers]
+    n_tracked = [len(np.unique(m)) - 1 for m in seq.markers[seq.frames]]
     assert n_gold[0] == n_tracked[0] and n_gold[1] == n_tracked[1] - 1
     assert read_ctc_sequence(tmp_path / "X", "01").markers is None  # not asked for
+    (tmp_path / "X" / "01_ST" / "SEG" / "man_seg002.tif").unlink()  # one frame without ST
+    seq = read_ctc_sequence(tmp_path / "X", "01", partial=True)
+    assert seq.has_silver.tolist() == [True, True, False, True, True]
+    assert not seq.silver[2].any()
     shutil.rmtree(tmp_path / "X" / "01_ST")
     with pytest.raises(DataError, match="01_ST/SEG: folder not found.*missing_annotations"):
         read_ctc_sequence(tmp_path / "X", "01", partial=True)

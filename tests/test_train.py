@@ -177,6 +177,26 @@ def test_resume_is_bit_identical(tmp_path, checkpoint_every, optimizer):
     assert log == log_full
 
 
+def test_resume_rebuilds_a_deleted_loss_log(tmp_path):
+    """Snakemake deletes the outputs of a job that stopped: the loss CSV comes back from the
+    checkpoint, also when the training had already reached its last iteration."""
+    cfg = {**TINY, "checkpoint_every": 2}
+    run(tmp_path / "full", cfg)
+    log_full = read_log(tmp_path / "full" / "loss.csv")
+    model_full = torch.load(tmp_path / "full" / "m.pt")["state_dict"]
+    part = tmp_path / "part"
+    run(part, cfg, stop_after=5)
+    (part / "loss.csv").unlink()
+    run(part, cfg, model=tiny_net(seed=99))
+    assert read_log(part / "loss.csv") == log_full
+    for name in ("loss.csv", "m.pt"):  # killed after the last checkpoint, outputs deleted
+        (part / name).unlink()
+    run(part, cfg, model=tiny_net(seed=99))
+    assert read_log(part / "loss.csv") == log_full
+    final = torch.load(part / "m.pt")["state_dict"]
+    assert all(torch.equal(final[k], model_full[k]) for k in model_full)
+
+
 def test_workers_do_not_change_the_result(tmp_path):
     cfg = {**TINY, "iterations": 4}
     a = run(tmp_path / "a", cfg).state_dict()

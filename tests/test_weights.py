@@ -373,7 +373,7 @@ def test_hela_01_t067_ignores_every_unannotated_cell(shared_data):
 
     seq = read_ctc_sequence(shared_data / "ctc" / "DIC-C2DH-HeLa", "01", partial=True)
     k = int(np.flatnonzero(seq.frames == 67)[0])
-    gold, markers, silver = seq.instances[k], seq.markers[k], seq.silver[k]
+    gold, markers, silver = seq.instances[k], seq.markers[67], seq.silver[67]
     assert len(np.unique(gold)) - 1 == 3 and len(np.unique(markers)) - 1 == 18
     w = weight_map(gold, ignore=unannotated_region(gold, markers, silver))
     unannotated = [m for m in np.unique(markers)[1:] if not (gold[markers == m] > 0).any()]

@@ -121,13 +121,15 @@ def test_ablations_train_only_what_differs(tmp_path):
     (tmp_path / "abl.yaml").write_text(yaml.safe_dump(cfg))
     out = snakemake(tmp_path, "ablations", "-n", "-p", "--configfile", str(tmp_path / "abl.yaml"))
     jobs = _jobs(out.stdout)
-    # full method + no_border, one per (dataset, held-out split, seed); averaging variants none
-    assert jobs["train"] == 2 * 3
+    # full method + no_border, one per (dataset, held-out split, seed); averaging variants
+    # none; gt_plus_st the two CTC models only (ISBI has no silver truth: it reuses the full's)
+    assert jobs["train"] == 2 * 3 + 2
+    assert "results/ablations/gt_plus_st/models/isbi2012" not in out.stdout
     assert "results/ablations/no_border/models/isbi2012/hold4-5/seed0/model.pt" in out.stdout
     assert "ablations/same" not in out.stdout  # equal to the full method: nothing of its own
     # the averaging variant re-predicts with the full method's model, on ISBI and HeLa only
     # (U373 already predicts without averaging: tta_none is the full method there)
-    assert jobs["predict_isbi"] == 3 and jobs["predict_ctc"] == 2 + 2 + 1
+    assert jobs["predict_isbi"] == 3 and jobs["predict_ctc"] == 2 + 2 + 1 + 2
     lines = out.stdout.splitlines()
     tta = [
         ln for ln in lines if "ablations/tta_none/predictions/isbi2012" in ln and "--model" in ln
@@ -173,7 +175,7 @@ def test_weight_maps_run_on_synthetic_mirror(tmp_path, mirror):
             assert w.min() > 0
         else:  # the synthetic CTC frames: the first complete, the second lacks one cell
             prepared = np.load(res / "prepared" / f"{name}.npz")
-            seg, markers = prepared["instances"], prepared["markers"]
+            seg, markers = prepared["instances"], prepared["markers"][prepared["frames"]]
             assert w[0].min() > 0
             missing = (markers[1] > 0) & (seg[1] == 0)
             assert missing.any() and (w[1][missing] == 0).all()  # ignored
@@ -310,7 +312,7 @@ def test_whole_chain_on_synthetic_mirror(tmp_path, mirror):
     # the ablations: the full method's files reused, no_border trained, tta_none re-predicted
     snakemake(tmp_path, "ablations", *cfg)
     rows = list(csv.DictReader(io.StringIO((res / "tables" / "ablations.csv").read_text())))
-    assert [r["variant"] for r in rows] == ["full", "no_border", "tta_none"]
+    assert [r["variant"] for r in rows] == ["full", "no_border", "tta_none", "gt_plus_st"]
     assert float(rows[0]["rand_error"]) == pytest.approx(float(ours1["rand_error"]))
     for r in rows[1:]:
         delta = float(r["rand_error"]) - float(rows[0]["rand_error"])
@@ -321,6 +323,23 @@ def test_whole_chain_on_synthetic_mirror(tmp_path, mirror):
     assert "Provenance:" in (res / "tables" / "ablations.md").read_text()
     assert (res / "ablations" / "no_border" / "models" / "isbi2012").is_dir()
     assert not (res / "ablations" / "tta_none" / "models").exists()
+    # GT+ST: gold frames and the silver truth of the others, the selection frames held back;
+    # a CTC-only setting, so ISBI reuses the full method's files
+    gtst = res / "ablations" / "gt_plus_st"
+    assert not (gtst / "models" / "isbi2012").exists()
+    assert (gtst / "models" / "DIC-C2DH-HeLa").is_dir()
+    with open(gtst / "weights" / "DIC-C2DH-HeLa" / "01.frames.csv", newline="") as f:
+        roles = [(int(r["frame"]), r["role"], r["truth"]) for r in csv.DictReader(f)]
+    assert roles == [
+        (0, "select", "silver"),
+        (1, "train", "gold"),
+        (2, "train", "silver"),
+        (3, "select", "silver"),
+        (4, "train", "gold"),
+        (5, "train", "silver"),
+    ]
+    assert len(tifffile.imread(gtst / "weights" / "DIC-C2DH-HeLa" / "01.weights.tif")) == 4
+    assert rows[3]["changes"] == "weights.training_data=GT+ST"
     snakemake(tmp_path, "all", "ablations", *cfg, "--report", str(tmp_path / "report2.html"))
     embedded = _report_items((tmp_path / "report2.html").read_text(encoding="utf-8"))
     assert {"table1.html", "ablations.html", "ablations.png"} <= set(embedded)
@@ -340,6 +359,22 @@ def test_whole_chain_on_synthetic_mirror(tmp_path, mirror):
         assert seg["valid_py_ctcmetrics"] == 1  # the Challenge's validation accepts the folder
     assert seg["op_csb"] == pytest.approx((seg["seg"] + seg["det"]) / 2)
     assert seg["ctc_result_complete"] is True
+    # the cut was chosen on the training sequence's selection frames, against their silver
+    # truth: frames without gold truth, never trained on, and the scores file says so
+    with open(res / "weights" / "DIC-C2DH-HeLa" / "01.frames.csv", newline="") as f:
+        roles = {int(r["frame"]): r for r in csv.DictReader(f)}
+    assert [t for t, r in roles.items() if r["role"] == "select"] == [0, 3]
+    assert [t for t, r in roles.items() if r["role"] == "train"] == [1, 4]  # GT: the gold
+    chosen = json.loads(
+        (res / "scores" / "DIC-C2DH-HeLa" / "train01" / "seed0" / "postprocess.json").read_text()
+    )
+    assert chosen["selected_on"] == [
+        {"prepared": "results/prepared/DIC-C2DH-HeLa/01.npz", "frames": [0, 3]}
+    ]
+    assert seg["selected_on"] == chosen["selected_on"] and seg["training_data"] == "GT"
+    assert seg["selection_reference"].startswith("silver truth")
+    assert "chosen on 2 unseen training frames vs ST" in (res / "tables" / "table2.md").read_text()
+    assert ",GT," in (res / "tables" / "table2.csv").read_text()
 
 
 def _report_items(html: str) -> dict[str, str]:
@@ -353,10 +388,13 @@ def _report_items(html: str) -> dict[str, str]:
     return items
 
 
-def test_instance_selection_never_reads_the_heldout_sequence(tmp_path, mirror):
-    """select_ctc gets the training sequence's files only; evaluate_ctc uses its choice."""
+@pytest.mark.parametrize("on", ["unseen", "annotated"])
+def test_instance_selection_never_reads_the_heldout_sequence(tmp_path, mirror, on):
+    """select_ctc gets the training sequence's files only (`unseen`: its selection frames and
+    their frame roles; `annotated`: its gold frames); evaluate_ctc uses its choice."""
     cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
     cfg["splits"]["DIC-C2DH-HeLa"] = {"train02": {"train": ["02"], "test": ["01"]}}
+    cfg["evaluate"]["ctc_select_on"] = on
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     out = snakemake(
         tmp_path,
@@ -368,22 +406,33 @@ def test_instance_selection_never_reads_the_heldout_sequence(tmp_path, mirror):
         f"mirror={mirror}",
     )
     out = out.stdout + out.stderr
-    commands = [x for x in out.splitlines() if "Shell command:" in x and "select_ctc" in x]
+    lines = out.splitlines()
+    commands = [x for x in lines if "Shell command:" in x and "select_ctc" in x]
+    if not commands:  # snakemake prints the command on the line after its header
+        commands = [b for a, b in zip(lines, lines[1:], strict=False) if "select_ctc.py" in b]
     assert len(commands) == 2  # U373 train01, HeLa train02
+    kind = "select" if on == "unseen" else "annotated"
     for line, train, test in zip(sorted(commands), ["02", "01"], ["01", "02"], strict=True):
-        assert f"annotated-{train}.tif" in line and f"/{train}.npz" in line
-        assert f"annotated-{test}" not in line and f"/{test}.npz" not in line
+        assert f"{kind}-{train}.tif" in line and f"/{train}.npz" in line
+        assert f"-{test}.tif" not in line and f"/{test}.npz" not in line
         assert f"{test}_GT" not in line and f"/{test}.tif" not in line
-    evaluate = [x for x in out.splitlines() if "Shell command:" in x and "evaluate_ctc" in x]
+        assert f"--on {on}" in line
+        if on == "unseen":
+            assert f"/{train}.frames.csv" in line and f"/{test}.frames.csv" not in line
+        else:
+            assert "frames.csv" not in line
+    predict = [x for x in lines if "predict.py" in x and f"{kind}-" in x]
+    assert predict and all(("--frames-csv" in x) == (on == "unseen") for x in predict)
+    evaluate = [x for x in lines if "evaluate_ctc.py" in x]
     assert evaluate and all("postprocess.json" in line for line in evaluate)
 
 
 def _results_without_times(root: Path) -> dict[str, object]:
     """Every file under ``results/``: its bytes, except the recorded wall-clock seconds.
 
-    The loss CSV's ``seconds`` column and the checkpoint's ``seconds`` entry are the only
-    wall-clock times there (the rest of the timing is in ``logs/``); they are compared without
-    them, every other file byte for byte.
+    The loss CSV's ``seconds`` column and the checkpoint's ``seconds`` entry (and its copy of
+    the CSV rows) are the only wall-clock times there (the rest of the timing is in
+    ``logs/``); they are compared without them, every other file byte for byte.
     """
     import torch
 
@@ -400,6 +449,7 @@ def _results_without_times(root: Path) -> dict[str, object]:
             state = torch.load(path, weights_only=True)
             assert "seconds" in state
             state.pop("seconds")
+            state["loss_rows"] = [r[:3] for r in state["loss_rows"]]  # the CSV's, seconds aside
             buf = io.BytesIO()
             torch.save(state, buf)
             out[name] = buf.getvalue()

@@ -49,7 +49,14 @@ FULL = "full"
 METRICS = ("warping_error", "rand_error", "pixel_error", "PhC-U373", "DIC-HeLa")
 CTC_COLUMN = {"PhC-C2DH-U373": "PhC-U373", "DIC-C2DH-HeLa": "DIC-HeLa"}
 #: ``weights`` keys that concern partially annotated CTC frames only.
-CTC_ONLY_WEIGHTS = ("unannotated", "missing_annotations", "ignore_margin", "ignore_fallback_radius")
+CTC_ONLY_WEIGHTS = (
+    "unannotated",
+    "missing_annotations",
+    "ignore_margin",
+    "ignore_fallback_radius",
+    "training_data",
+    "holdout_every",
+)
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 

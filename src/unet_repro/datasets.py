@@ -7,15 +7,19 @@ ISBI 2012
 Cell Tracking Challenge (one sequence, e.g. ``01``)
     ``images`` (T, H, W) of all frames, ``instances`` (K, H, W) uint16 instance labels of the
     K annotated frames (``<seq>_GT/SEG/man_segNNN.tif``) and ``frames`` (K,) their frame
-    indices NNN. With ``partial=True`` also ``markers`` (K, H, W) uint16, the tracking markers
-    of the same frames (``<seq>_GT/TRA/man_trackNNN.tif``: every cell of every frame), and
-    ``silver`` (K, H, W) uint16, the silver-truth segmentation (``<seq>_ST/SEG/man_segNNN.tif``;
-    all zeros for a frame it lacks). They tell which cells the gold truth left out (the paper's
-    "partially annotated" images, see :func:`unet_repro.weights.unannotated_region`).
+    indices NNN. With ``partial=True`` also ``markers`` (T, H, W) uint16, the tracking markers
+    of every frame (``<seq>_GT/TRA/man_trackNNN.tif``: every cell of every frame), and
+    ``silver`` (T, H, W) uint16, the silver-truth segmentation of every frame
+    (``<seq>_ST/SEG/man_segNNN.tif``), with ``has_silver`` (T,) bool saying which frames have
+    one (all zeros where it lacks). They tell which cells the gold truth left out (the paper's
+    "partially annotated" images, see :func:`unet_repro.weights.unannotated_region`), and they
+    are the Cell Tracking Challenge's silver-truth training data (``ST``, ``GT+ST``) and the
+    reference on the frames the network never saw (:func:`frame_roles`).
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 from dataclasses import dataclass
@@ -72,8 +76,9 @@ class CTCSequence:
     images: np.ndarray  # (T, H, W)
     instances: np.ndarray  # (K, H, W) uint16
     frames: np.ndarray  # (K,) int64 frame indices of the annotated frames
-    markers: np.ndarray | None = None  # (K, H, W) uint16 GT/TRA markers of those frames
-    silver: np.ndarray | None = None  # (K, H, W) uint16 ST/SEG of those frames (0 = none)
+    markers: np.ndarray | None = None  # (T, H, W) uint16 GT/TRA markers of every frame
+    silver: np.ndarray | None = None  # (T, H, W) uint16 ST/SEG of every frame (0 = none)
+    has_silver: np.ndarray | None = None  # (T,) bool: the frame has an ST/SEG file
 
 
 MISSING = ("error", "fallback")
@@ -125,17 +130,19 @@ def read_ctc_sequence(
         instances.append(label.astype(np.uint16))
     seq = CTCSequence(images, np.stack(instances), np.asarray(frames, dtype=np.int64))
     if partial:
-        seq.markers = _read_annotated(
-            root / f"{sequence}_GT" / "TRA", "man_track{:03d}.tif", frames, images, missing, True
+        every = range(len(images))
+        seq.markers, _ = _read_annotated(
+            root / f"{sequence}_GT" / "TRA", "man_track{:03d}.tif", every, images, missing, True
         )
-        seq.silver = _read_annotated(
-            root / f"{sequence}_ST" / "SEG", "man_seg{:03d}.tif", frames, images, missing, False
+        seq.silver, seq.has_silver = _read_annotated(
+            root / f"{sequence}_ST" / "SEG", "man_seg{:03d}.tif", every, images, missing, False
         )
     return seq
 
 
 def _read_annotated(folder, pattern, frames, images, missing, every_frame):
-    """uint16 label images of ``frames`` from ``folder`` (None if the folder is missing)."""
+    """uint16 label images of ``frames`` from ``folder`` and which files exist (None, None if
+    the folder is missing)."""
     what = "tracking markers (GT/TRA)" if every_frame else "silver truth (ST/SEG)"
     if not folder.is_dir():
         msg = (
@@ -147,10 +154,11 @@ def _read_annotated(folder, pattern, frames, images, missing, every_frame):
                 f"{msg}. Set weights.missing_annotations: fallback to train without them"
             )
         logging.getLogger(__name__).warning("%s (falling back)", msg)
-        return None
-    out = []
+        return None, None
+    out, present = [], []
     for index in frames:
         path = folder / pattern.format(index)
+        present.append(path.is_file())
         if not path.is_file():
             if every_frame:
                 raise DataError(f"{path}: not found (every frame has tracking markers)")
@@ -162,7 +170,7 @@ def _read_annotated(folder, pattern, frames, images, missing, every_frame):
                 f"{path}: shape {label.shape} does not match frame shape {images.shape[1:]}"
             )
         out.append(label.astype(np.uint16))
-    return np.stack(out)
+    return np.stack(out), np.asarray(present, dtype=bool)
 
 
 def _read_2d(path: Path) -> np.ndarray:
@@ -170,6 +178,98 @@ def _read_2d(path: Path) -> np.ndarray:
     if image.ndim != 2:
         raise DataError(f"{path}: expected a 2-D image, got shape {image.shape}")
     return image
+
+
+#: The Cell Tracking Challenge's names of the training-data configurations of a submission.
+TRAINING_DATA = ("GT", "ST", "GT+ST")
+#: What a frame of a training sequence is used for (:func:`frame_roles`).
+ROLES = ("train", "select", "unused")
+
+
+def frame_roles(
+    n_frames: int,
+    gold_frames,
+    has_silver,
+    training_data: str = "GT",
+    holdout_every: int = 4,
+) -> list[dict]:
+    """What each frame of a CTC training sequence is used for, and against which truth.
+
+    The *selection frames* are every ``holdout_every``-th frame without gold truth that has a
+    silver truth, starting with the first: the post-processing is chosen on them, against
+    their silver truth, and no configuration trains on them. The others, by
+    ``training_data`` (the Challenge's names):
+
+    ``GT``
+        the gold frames (``GT/SEG``; partially annotated: the workflow ignores the cells they
+        leave out) are trained on; every other frame is unused (the paper's data);
+    ``ST``
+        every frame with a silver truth (``ST/SEG``) is trained on, with it, gold frames too;
+    ``GT+ST``
+        gold truth where it exists (with its ignore regions), silver truth elsewhere.
+
+    Parameters
+    ----------
+    n_frames : int
+        Frames in the sequence (T).
+    gold_frames : iterable of int
+        Indices of the frames with gold truth.
+    has_silver : (T,) bool
+        Which frames have a silver truth.
+    training_data, holdout_every : str, int
+        See above; ``holdout_every >= 1``.
+
+    Returns
+    -------
+    list of dict
+        One per frame, in frame order: ``frame``, ``role`` (``train``, ``select`` or
+        ``unused``) and ``truth`` (``gold``, ``silver`` or ``none``: what that frame is
+        trained or scored on; for an unused frame, the best it has).
+    """
+    if training_data not in TRAINING_DATA:
+        raise ValueError(f"training data must be one of {TRAINING_DATA}, got {training_data!r}")
+    if int(holdout_every) < 1:
+        raise ValueError(f"holdout_every must be >= 1, got {holdout_every}")
+    silver = np.asarray(has_silver, dtype=bool)
+    if silver.shape != (n_frames,):
+        raise ValueError(f"has_silver has shape {silver.shape}, expected ({n_frames},)")
+    gold = {int(t) for t in gold_frames}
+    if any(not 0 <= t < n_frames for t in gold):
+        raise ValueError(f"gold frames {sorted(gold)} outside 0..{n_frames - 1}")
+    unseen = [t for t in range(n_frames) if t not in gold and silver[t]]
+    select = set(unseen[:: int(holdout_every)])
+    rows = []
+    for t in range(n_frames):
+        if t in select:
+            role, truth = "select", "silver"
+        elif training_data == "ST":
+            role, truth = (
+                ("train", "silver") if silver[t] else ("unused", "gold" if t in gold else "none")
+            )
+        elif t in gold:
+            role, truth = "train", "gold"
+        elif training_data == "GT+ST" and silver[t]:
+            role, truth = "train", "silver"
+        else:
+            role, truth = "unused", "silver" if silver[t] else "none"
+        rows.append({"frame": t, "role": role, "truth": truth})
+    return rows
+
+
+def read_frames(path, role: str = "train") -> list[int]:
+    """Frames of ``role`` in a frame-roles CSV (the weights rule's), ordered by their page.
+
+    ``role="train"`` gives the frame of each page of the weight and target stacks; another
+    role (``select``) the frames of that role in frame order.
+    """
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"frame", "role"} <= set(rows[0]):
+        raise DataError(f"{path}: not a frame-roles CSV (needs the columns frame, role)")
+    picked = [r for r in rows if r["role"] == role]
+    if role == "train":
+        picked.sort(key=lambda r: int(r["page"]))
+    return [int(r["frame"]) for r in picked]
 
 
 def parse_indices(spec: str | int | list, n: int | None = None) -> list[int]:

@@ -20,7 +20,7 @@ made it.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .io import write_text
@@ -74,6 +74,7 @@ TABLE2_COLUMNS = [
     "split",
     "seed",
     "config",
+    "training_data",
     "PhC-U373",
     "DIC-HeLa",
     "PhC-U373_DET",
@@ -158,6 +159,12 @@ def _count_label(counts: dict[str, int], unit: str) -> str:
     return f"mean of {unit} (" + ", ".join(f"{c}: {n}" for c, n in counts.items()) + ")"
 
 
+def _common(values) -> str | None:
+    """The one value all of ``values`` share, else None."""
+    found = set(values)
+    return found.pop() if len(found) == 1 else None
+
+
 def summary_rows(rows: Sequence[dict], columns: Sequence[str], unit: str = "splits") -> list[dict]:
     """Mean rows of our rows, per configuration.
 
@@ -188,6 +195,7 @@ def summary_rows(rows: Sequence[dict], columns: Sequence[str], unit: str = "spli
                     "split": name,
                     "seed": f"mean ± sd of {len(group)}",
                     "config": config,
+                    "training_data": _common(r.get("training_data") for r in group),
                     "thresholds": "",
                     "_provenance": [p for r in group for p in r.get("_provenance", [])],
                 }
@@ -201,6 +209,7 @@ def summary_rows(rows: Sequence[dict], columns: Sequence[str], unit: str = "spli
             "source": "ours",
             "seed": seed_cell,
             "config": config,
+            "training_data": _common(r.get("training_data") for r in mine),
             "thresholds": "",
             "_provenance": [p for r in mine for p in r.get("_provenance", [])],
         }
@@ -238,7 +247,15 @@ def postprocessing(scores: dict) -> str:
         parts.append(f"+{scores['expand']} px")
     if scores.get("fill_holes"):
         parts.append("holes filled")
-    return ", ".join(parts)
+    text = ", ".join(parts)
+    on = scores.get("selected_on")
+    if scores.get("postprocess") == "selected" and on and isinstance(on[0], dict):
+        frames = sum(len(s["frames"]) for s in on)
+        if str(scores.get("selection_reference", "")).startswith("silver"):
+            text += f" (chosen on {frames} unseen training frames vs ST)"
+        else:
+            text += f" (chosen on {frames} trained-on gold frames)"
+    return text
 
 
 def table2_rows(ours: Sequence[dict]) -> list[dict]:
@@ -262,6 +279,7 @@ def table2_rows(ours: Sequence[dict]) -> list[dict]:
             "split": "challenge test",
             "seed": "",
             "config": "",
+            "training_data": "GT",
             "PhC-U373": u,
             "DIC-HeLa": h,
             "thresholds": "",
@@ -283,6 +301,7 @@ def table2_rows(ours: Sequence[dict]) -> list[dict]:
     column = {"PhC-C2DH-U373": "PhC-U373", "DIC-C2DH-HeLa": "DIC-HeLa"}
     by_key: dict[tuple, dict] = {}
     post: dict[tuple, dict[str, str]] = {}
+    data: dict[tuple, dict[str, str]] = {}
     for s in ours:
         sequence = s.get("sequence")
         key = (s["split"], sequence, s.get("seed"), s["config"])
@@ -310,14 +329,20 @@ def table2_rows(ours: Sequence[dict]) -> list[dict]:
             row[f"{ds}_DET"], row[f"{ds}_OP_CSB"] = s["det"], s["op_csb"]
         row["_provenance"] += steps_of(s)
         post.setdefault(key, {})[column[s["dataset"]]] = postprocessing(s)
+        # score files written before the training-data configurations trained on GT
+        data.setdefault(key, {})[column[s["dataset"]]] = s.get("training_data") or "GT"
     for key, row in by_key.items():
-        texts = post[key]
-        if len(set(texts.values())) == 1:
-            row["thresholds"] = next(iter(texts.values()))
-        else:
-            row["thresholds"] = "; ".join(f"{c}: {texts[c]}" for c in column.values() if c in texts)
+        row["thresholds"] = _per_dataset(post[key], column.values())
+        row["training_data"] = _per_dataset(data[key], column.values())
     rows += list(by_key.values())
     return rows + summary_rows(rows, TABLE2_METRICS, unit="held-out sequences")
+
+
+def _per_dataset(texts: Mapping[str, str], columns) -> str:
+    """One text where the datasets agree, else "PhC-U373: a; DIC-HeLa: b"."""
+    if len(set(texts.values())) == 1:
+        return next(iter(texts.values()))
+    return "; ".join(f"{c}: {texts[c]}" for c in columns if c in texts)
 
 
 def _fmt(value, digits: int) -> str:

@@ -169,17 +169,29 @@ def normalize(image: np.ndarray) -> np.ndarray:
     return ((x - x.mean()) / (std if std > 0 else 1.0)).astype(np.float32)
 
 
-def load_samples(prepared, weights, targets, indices=None) -> list[tuple[np.ndarray, ...]]:
+def load_samples(
+    prepared, weights, targets, indices=None, frames=None
+) -> list[tuple[np.ndarray, ...]]:
     """(image, target, weights) training triples of one prepared sequence, images normalised.
 
     ``prepared``: the workflow's ``.npz`` (images, and for CTC data the annotated ``frames``);
-    ``weights``, ``targets``: its weight-map and target TIFFs (one page per annotated image);
-    ``indices``: an index list like ``"0-24"`` choosing the labelled images (all if None).
+    ``weights``, ``targets``: its weight-map and target TIFFs (one page per training image);
+    ``frames``: the frame of each page (the weights rule's CSV, :func:`read_frames`; default:
+    the annotated ``frames``, or every image); ``indices``: an index list like ``"0-24"``
+    choosing among the pages (all if None).
     """
     data = read_npz(prepared)
     w, t = read_tiff(weights), read_tiff(targets)
     w, t = (w[None], t[None]) if w.ndim == 2 else (w, t)
-    images = data["images"][data["frames"]] if "frames" in data else data["images"]
+    if frames is None:
+        frames = data["frames"] if "frames" in data else np.arange(len(data["images"]))
+    frames = np.asarray(frames, dtype=np.int64)
+    if len(frames) != len(w) or len(w) != len(t):
+        raise DataError(
+            f"{weights}: {len(w)} weight pages, {len(t)} target pages, {len(frames)} frames"
+            " for them: they must agree"
+        )
+    images = data["images"][frames]
     picks = range(len(images)) if indices is None else parse_indices(indices, len(images))
     return [(normalize(images[i]), t[i], w[i]) for i in picks]
 
@@ -508,11 +520,17 @@ def train(
         opt.load_state_dict(state["optimizer"])
         start, elapsed, (loss_sum, loss_n) = state["iteration"], state["seconds"], state["log"]
         _set_rng_state(state["rng"])
-        _truncate_log(log_csv, start)
+        rows = state.get("loss_rows")
+        if rows is None:  # a checkpoint written before it kept the rows: the CSV's
+            _truncate_log(log_csv, start)
+        else:  # the CSV may be gone (Snakemake deletes the outputs of a failed job)
+            _write_csv_atomic(log_csv, rows)
     else:
         start, elapsed, loss_sum, loss_n = 0, 0.0, 0.0, 0
         _seed_all(cfg["seed"])
         _write_csv_atomic(log_csv, [])
+    with open(log_csv, newline="") as f:
+        rows = [r for r in list(csv.reader(f))[1:] if r]
     loss_sum = torch.tensor(loss_sum, dtype=torch.float64, device=device)
 
     tiles = TileStream(samples, in_size, out_size, cfg["augment"], cfg["seed"], n_iter)
@@ -556,10 +574,9 @@ def train(
             mean = loss_sum.item() / loss_n
             if not math.isfinite(mean):
                 raise FloatingPointError(f"training diverged: loss {mean} at iteration {it}")
+            rows.append([str(it), repr(mean), repr(lr), f"{time.perf_counter() - t0:.3f}"])
             with open(log_csv, "a", newline="") as f:
-                csv.writer(f).writerow(
-                    [it, repr(mean), repr(lr), f"{time.perf_counter() - t0:.3f}"]
-                )
+                csv.writer(f).writerow(rows[-1])
             bar.set_postfix(loss=f"{mean:.4f}")
             loss_sum.zero_()
             loss_n = 0
@@ -571,6 +588,7 @@ def train(
                     "iteration": it,
                     "seconds": time.perf_counter() - t0,
                     "log": (loss_sum.item(), loss_n),
+                    "loss_rows": list(rows),  # the CSV up to here, rebuilt from it on resume
                     "rng": _rng_state(),
                     "train_config": cfg,
                 },

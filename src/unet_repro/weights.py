@@ -628,3 +628,55 @@ def unannotated_region(
     if margin > 0 and region.any():
         region = ndi.distance_transform_edt(~region) <= margin
     return region & ~annotated
+
+
+def training_truth(
+    instances: np.ndarray,
+    frames,
+    rows,
+    markers: np.ndarray | None = None,
+    silver: np.ndarray | None = None,
+    *,
+    unannotated: str = "ignore",
+    margin: float = 2.0,
+    fallback_radius: float | None = None,
+):
+    """Instances and ignore region of every training frame of a CTC sequence.
+
+    ``rows`` are :func:`unet_repro.datasets.frame_roles`' rows; the frames with role
+    ``train`` are returned, in frame order, as ``(frame, truth, instances, ignore)``. A gold
+    frame takes its gold instances (``instances[k]`` of ``frames[k]``) and, with
+    ``unannotated="ignore"``, the ignore region of the cells the gold truth left out
+    (:func:`unannotated_region` from the markers and the silver truth); a silver frame takes
+    ``silver[t]``, and ignores the cells whose tracking marker the silver truth misses (the
+    marker grown by ``fallback_radius``). ``ignore`` is None where nothing is ignored.
+    """
+    if unannotated not in ("ignore", "background"):
+        raise ValueError(f"unannotated must be 'ignore' or 'background', got {unannotated!r}")
+    index = {int(t): k for k, t in enumerate(frames)}
+    out = []
+    for row in rows:
+        if row["role"] != "train":
+            continue
+        t, truth = int(row["frame"]), row["truth"]
+        if truth == "gold":
+            if t not in index:
+                raise ValueError(f"frame {t} is marked gold but has no gold instances")
+            lab = instances[index[t]]
+            st = None if silver is None else silver[t]
+        elif truth == "silver":
+            if silver is None:
+                raise ValueError(f"frame {t} is marked silver but the data hold no silver truth")
+            lab, st = silver[t], None
+        else:
+            raise ValueError(
+                f"frame {t}: a training frame needs gold or silver truth, not {truth!r}"
+            )
+        ignore = None
+        if unannotated == "ignore" and markers is not None:
+            ignore = unannotated_region(
+                lab, markers[t], st, margin=margin, fallback_radius=fallback_radius
+            )
+            ignore = ignore if ignore.any() else None
+        out.append((t, truth, lab, ignore))
+    return out

@@ -199,6 +199,7 @@ def weights_args(wildcards):
     args = (
         f"--w0 {w['w0']} --sigma {w['sigma']} --class-balance {w['class_balance']}"
         f" --unannotated {w['unannotated']} --ignore-margin {w['ignore_margin']}"
+        f" --training-data {w['training_data']} --holdout-every {w['holdout_every']}"
     )
     if w["ignore_fallback_radius"] is not None:
         args += f" --ignore-fallback-radius {w['ignore_fallback_radius']}"
@@ -214,7 +215,33 @@ def train_inputs(wildcards):
         "prepared": [f"results/prepared/{wildcards.dataset}/{s}.npz" for s in seqs],
         "weights": [f"{w}/{wildcards.dataset}/{s}.weights.tif" for s in seqs],
         "targets": [f"{w}/{wildcards.dataset}/{s}.target.tif" for s in seqs],
+        "frames": [f"{w}/{wildcards.dataset}/{s}.frames.csv" for s in seqs],
     }
+
+
+def frames_csv(wildcards):
+    """Frame-roles CSV of a CTC sequence, from the weights stage the job's variant uses."""
+    ds = wildcards.ctc_dataset
+    return f"results/{stage_dir(wildcards, 'weights', ds)}weights/{ds}/{wildcards.sequence}.frames.csv"
+
+
+def select_inputs(wildcards):
+    """What the cut is chosen on: the training sequences' selection frames (`unseen`, with
+    their frame-roles CSVs) or their annotated frames (`annotated`)."""
+    ds, seqs = (
+        wildcards.ctc_dataset,
+        split(wildcards.ctc_dataset, wildcards.split)["train"],
+    )
+    on = cfg(wildcards)["evaluate"]["ctc_select_on"]
+    kind = "select" if on == "unseen" else "annotated"
+    files = {
+        "predictions": [f"{prediction_dir(wildcards)}/{kind}-{s}.tif" for s in seqs],
+        "prepared": [f"results/prepared/{ds}/{s}.npz" for s in seqs],
+    }
+    if on == "unseen":
+        w = stage_dir(wildcards, "weights", ds)
+        files["frames"] = [f"results/{w}weights/{ds}/{s}.frames.csv" for s in seqs]
+    return files
 
 
 def job_dataset(wildcards):

@@ -38,17 +38,12 @@ rule evaluate_isbi:
 
 
 rule select_ctc:
-    """Threshold and post-processing with the best SEG on the training sequence(s)."""
+    """Threshold and post-processing with the best SEG on frames of the training sequence(s):
+    the selection frames against their silver truth (`unseen`), or the annotated frames.
+    """
     input:
+        unpack(select_inputs),
         script=script("select_ctc.py"),
-        predictions=lambda wc: [
-            f"{prediction_dir(wc)}/annotated-{s}.tif"
-            for s in split(wc.ctc_dataset, wc.split)["train"]
-        ],
-        prepared=lambda wc: [
-            f"results/prepared/{wc.ctc_dataset}/{s}.npz"
-            for s in split(wc.ctc_dataset, wc.split)["train"]
-        ],
     output:
         json="results/{ablation}scores/{ctc_dataset}/{split}/seed{seed}/postprocess.json",
         csv="results/{ablation}scores/{ctc_dataset}/{split}/seed{seed}/postprocess.csv",
@@ -58,10 +53,15 @@ rule select_ctc:
         "../../envs/eval.yaml"
     params:
         grid=lambda wc: shlex.quote(json.dumps(cfg(wc)["evaluate"]["ctc_select"])),
+        on=lambda wc: cfg(wc)["evaluate"]["ctc_select_on"],
+        frames=lambda wc, input: (
+            f"--frames {' '.join(input.frames)}" if "frames" in input.keys() else ""
+        ),
         variant=variant,
     shell:
         "python {input.script} --predictions {input.predictions}"
-        " --prepared {input.prepared} --grid {params.grid} --variant {params.variant}"
+        " --prepared {input.prepared} --on {params.on} {params.frames}"
+        " --grid {params.grid} --variant {params.variant}"
         " --out-json {output.json} --out-csv {output.csv} 2> {log}"
 
 
@@ -90,9 +90,11 @@ rule evaluate_ctc:
         ),
         name=config_name,
         variant=variant,
+        training_data=lambda wc: shlex.quote(cfg(wc)["weights"]["training_data"]),
     shell:
         "python {input.script} --prediction {input.prediction}"
         " --gt {input.root}/{wildcards.sequence}_GT {params.postprocess}"
+        " --training-data {params.training_data}"
         " {params.crosscheck} --dataset {wildcards.ctc_dataset}"
         " --sequence {wildcards.sequence} --split {wildcards.split} --seed {wildcards.seed}"
         " --config-name {params.name} --variant {params.variant} --out-res {output.res} --out-json {output.json} 2> {log}"

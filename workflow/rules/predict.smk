@@ -107,3 +107,32 @@ rule predict_ctc_annotated:
     shell:
         "python {input.script} --model {input.model} --prepared {input.prepared} --annotated"
         " {params.args} --threads {threads} --variant {params.variant} --out {output} 2> {log}"
+
+
+rule predict_ctc_selection:
+    """P(cell) of the selection frames of a training sequence: frames without gold truth that
+    no configuration trains on (the cut is chosen on them against their silver truth).
+    """
+    input:
+        script=script("predict.py"),
+        model=model_input,
+        prepared="results/prepared/{ctc_dataset}/{sequence}.npz",
+        frames=frames_csv,
+    output:
+        "results/{ablation}predictions/{ctc_dataset}/{split}/seed{seed}/select-{sequence}.tif",
+    log:
+        "logs/{ablation}predict/{ctc_dataset}-{split}-seed{seed}-select-{sequence}.log",
+    conda:
+        "../../envs/torch.yaml"
+    threads: PREDICT_RESOURCES["threads"]
+    resources:
+        mem_mb=PREDICT_RESOURCES["mem_mb"],
+        runtime=PREDICT_RESOURCES["runtime"],
+        gpu=PREDICT_RESOURCES["gpu"],
+    params:
+        variant=variant,
+        args=lambda wc: predict_args(wc.ctc_dataset, cfg(wc)),
+    shell:
+        "python {input.script} --model {input.model} --prepared {input.prepared}"
+        " --frames-csv {input.frames} --role select"
+        " {params.args} --threads {threads} --variant {params.variant} --out {output} 2> {log}"

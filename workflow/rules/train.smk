@@ -37,7 +37,7 @@ rule train:
         checkpoint="results/{ablation}checkpoints/{dataset}/{split}/seed{seed}/checkpoint.pt",
     shell:
         "python {input.script} --prepared {input.prepared} --weights {input.weights}"
-        " --targets {input.targets} {params.args} --threads {threads}"
+        " --targets {input.targets} --frames {input.frames} {params.args} --threads {threads}"
         " --variant {params.variant}"
         " --checkpoint {params.checkpoint} --out-model {output.model}"
         " --out-log {output.loss} --out-plot {output.plot} 2> {log}"

@@ -2,13 +2,16 @@
 
 
 rule weights:
-    """Training target (separation borders removed) and weight map w(x) of one sequence."""
+    """Training target (separation borders removed), weight map w(x) and frame roles of one
+    sequence (CTC: gold, silver or both as training data; selection frames held back).
+    """
     input:
         script=script("weights.py"),
         prepared="results/prepared/{dataset}/{sequence}.npz",
     output:
         weights="results/{ablation}weights/{dataset}/{sequence}.weights.tif",
         target="results/{ablation}weights/{dataset}/{sequence}.target.tif",
+        frames="results/{ablation}weights/{dataset}/{sequence}.frames.csv",
     log:
         "logs/{ablation}weights/{dataset}-{sequence}.log",
     benchmark:
@@ -19,7 +22,8 @@ rule weights:
         args=weights_args,
     shell:
         "python {input.script} --prepared {input.prepared} {params.args}"
-        " --out-weights {output.weights} --out-target {output.target} 2> {log}"
+        " --out-weights {output.weights} --out-target {output.target}"
+        " --out-frames {output.frames} 2> {log}"
 
 
 rule figure3:
