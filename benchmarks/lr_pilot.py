@@ -47,6 +47,7 @@ import numpy as np
 import torch
 import yaml
 
+from unet_repro.datasets import read_frames
 from unet_repro.model import UNet, output_size
 from unet_repro.train import (
     TileStream,
@@ -74,10 +75,11 @@ def load_training_set(results: Path, dataset: str) -> list[tuple[np.ndarray, ...
         prepared = results / "prepared" / dataset / f"{seq}.npz"
         weights = results / "weights" / dataset / f"{seq}.weights.tif"
         targets = results / "weights" / dataset / f"{seq}.target.tif"
-        for path in (prepared, weights, targets):
+        roles = results / "weights" / dataset / f"{seq}.frames.csv"
+        for path in (prepared, weights, targets, roles):
             if not path.exists():
                 raise SystemExit(f"{path}: missing; run the workflow's weights rule first")
-        samples += load_samples(prepared, weights, targets, indices)
+        samples += load_samples(prepared, weights, targets, indices, read_frames(roles))
     return samples
 
 

@@ -213,6 +213,36 @@ def test_table2_postprocessing_column():
     )
 
 
+def test_table2_names_the_training_data_and_where_the_cut_was_chosen():
+    chosen = {
+        "postprocess": "selected",
+        "selected_on": [{"prepared": "results/prepared/X/01.npz", "frames": [0, 8, 12]}],
+        "selection_reference": "silver truth (ST/SEG) of frames not trained on",
+    }
+    text = postprocessing({"threshold": 0.9, "min_size": 100, **chosen})
+    assert text == "p > 0.9, min 100 px (chosen on 3 unseen training frames vs ST)"
+    gold = {**chosen, "selection_reference": "gold truth (GT/SEG) of the trained-on frames"}
+    assert postprocessing({"threshold": 0.9, **gold}).endswith(
+        "(chosen on 3 trained-on gold frames)"
+    )
+    rows = table2_rows(
+        [
+            {**_seg("PhC-C2DH-U373", "train01", "02", 0.9), "training_data": "GT+ST"},
+            {**_seg("DIC-C2DH-HeLa", "train01", "02", 0.7), "training_data": "GT+ST"},
+        ]
+    )
+    paper = {r["name"]: r["training_data"] for r in rows if r["source"] == "paper"}
+    assert paper["u-net (2015, paper, test set)"] == "GT" and paper["KTH-SE (2014)"] == ""
+    assert rows[-1]["training_data"] == "GT+ST"
+    mixed = table2_rows(
+        [
+            {**_seg("PhC-C2DH-U373", "train01", "02", 0.9), "training_data": "ST"},
+            _seg("DIC-C2DH-HeLa", "train01", "02", 0.7),  # a file from before: GT
+        ]
+    )
+    assert mixed[-1]["training_data"] == "PhC-U373: ST; DIC-HeLa: GT"
+
+
 def _isbi(split, seed, w, r, p):
     return {
         **OURS1,

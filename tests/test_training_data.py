@@ -240,3 +240,34 @@ def test_selection_on_unseen_frames_scores_against_the_silver_truth(tmp_path, se
     tifffile.imwrite(pred, probs, description=json.dumps({"frames": [1, 2, 5]}), **meta)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode != 0 and "for selection" in proc.stderr
+
+
+def test_figure3_draws_the_page_of_its_frame(tmp_path, sequence):
+    """Under GT+ST the weight stacks hold silver frames too: the figure finds its frame's page."""
+    import argparse
+    import importlib.util
+
+    seq = sequence
+    prepared = tmp_path / "01.npz"
+    arrays = dict(images=seq.images, instances=seq.instances, frames=seq.frames)
+    arrays.update(markers=seq.markers, silver=seq.silver, has_silver=seq.has_silver)
+    write_npz(prepared, **arrays)
+    out = run_weights(tmp_path, prepared, "GT+ST", 2)
+    sys.path.insert(0, str(REPO / "scripts"))
+    spec = importlib.util.spec_from_file_location("fw", REPO / "scripts" / "figure_weights.py")
+    fw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fw)
+    data = dict(np.load(prepared))
+    target = tifffile.imread(out["target.tif"])
+    args = argparse.Namespace(
+        index=1, frame=None, frames=out["frames.csv"], prepared=prepared, weights="w.tif"
+    )
+    image, truth, page, what = fw.figure_inputs(data, len(target), args)
+    # the second annotated frame, 4, is page 2 (pages: frames 1, 2, 4, 5, 7)
+    assert read_frames(out["frames.csv"]) == [1, 2, 4, 5, 7] and page == 2
+    np.testing.assert_array_equal(image, seq.images[4])
+    np.testing.assert_array_equal(truth, seq.instances[1])
+    np.testing.assert_array_equal(target[page], training_target(truth))
+    args.frame = 3  # a selection frame, not annotated
+    with pytest.raises(SystemExit, match="not an annotated frame"):
+        fw.figure_inputs(data, len(target), args)

@@ -16,8 +16,11 @@ watershed on :math:`-P` (a cut at a high threshold separates touching cells, the
 their extent back; each seed keeps its own basin), fills holes inside an instance and grows
 the labels by a few pixels without merging them (``skimage.segmentation.expand_labels``).
 :func:`select_postprocessing` picks these settings
-by the SEG measure on the annotated frames of the *training* sequence(s): it is given those
-frames only, so the held-out sequence never influences the choice.
+by the SEG measure on frames of the *training* sequence(s): it is given those frames only,
+so the held-out sequence never influences the choice. The workflow gives it the selection
+frames (frames without gold truth that no configuration trains on,
+:func:`unet_repro.datasets.frame_roles`) with their silver truth as the reference, or the
+annotated frames with their gold truth.
 """
 
 from __future__ import annotations
@@ -141,15 +144,15 @@ def select_postprocessing(
     truths: Sequence[np.ndarray],
     grid: Mapping[str, Sequence] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The :func:`segment` settings with the best SEG over annotated frames.
+    """The :func:`segment` settings with the best SEG over the given frames.
 
     Parameters
     ----------
     probs : sequence of (H, W) float
-        P(cell) of the annotated frames of the training sequence(s).
+        P(cell) of frames of the training sequence(s) (selection or annotated frames).
     truths : sequence of (H, W) int
-        Their gold-truth instances (partially annotated frames are fine: SEG only scores the
-        annotated cells).
+        Their reference instances, silver or gold (partially annotated frames are fine: SEG
+        only scores the annotated cells).
     grid : mapping, optional
         Candidate values per setting, merged into :data:`DEFAULT_GRID`.
 

@@ -152,6 +152,7 @@ def figure3_inputs(wildcards):
         "prepared": f"results/prepared/{wildcards.dataset}/{seq}.npz",
         "weights": f"results/weights/{wildcards.dataset}/{seq}.weights.tif",
         "target": f"results/weights/{wildcards.dataset}/{seq}.target.tif",
+        "frames": f"results/weights/{wildcards.dataset}/{seq}.frames.csv",
     }
 
 

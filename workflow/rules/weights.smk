@@ -49,7 +49,8 @@ rule figure3:
         ),
     shell:
         "python {input.script} --prepared {input.prepared} --weights {input.weights}"
-        " --target {input.target} --index {params.index} --title {wildcards.dataset}"
+        " --target {input.target} --frames {input.frames} --index {params.index}"
+        " --title {wildcards.dataset}"
         " --out {output} 2> {log}"
 
 
@@ -60,6 +61,7 @@ rule figure3_frame:
         prepared="results/prepared/{ctc_dataset}/{sequence}.npz",
         weights="results/weights/{ctc_dataset}/{sequence}.weights.tif",
         target="results/weights/{ctc_dataset}/{sequence}.target.tif",
+        frames="results/weights/{ctc_dataset}/{sequence}.frames.csv",
     output:
         report(
             "results/figures/fig3_{ctc_dataset}_{sequence}_t{frame}.png",
@@ -73,7 +75,7 @@ rule figure3_frame:
         "../../envs/data.yaml"
     shell:
         "python {input.script} --prepared {input.prepared} --weights {input.weights}"
-        " --target {input.target} --frame {wildcards.frame}"
+        " --target {input.target} --frames {input.frames} --frame {wildcards.frame}"
         " --title '{wildcards.ctc_dataset} {wildcards.sequence}' --out {output} 2> {log}"
 
 
