@@ -57,7 +57,8 @@ def test_predict_writes_float32_pages(tmp_path, uncompressed):
 
 
 def test_select_ctc_names_a_mismatched_prediction(tmp_path):
-    """select_ctc.py: predictions that do not match the annotated frames are named."""
+    """select_ctc.py --on annotated: predictions that do not match the annotated frames are
+    named."""
     import numpy as np
     import tifffile
 
@@ -76,6 +77,8 @@ def test_select_ctc_names_a_mismatched_prediction(tmp_path):
         str(tmp_path / "p.tif"),
         "--prepared",
         str(tmp_path / "01.npz"),
+        "--on",
+        "annotated",
         "--out-json",
         str(tmp_path / "o.json"),
         "--out-csv",
