@@ -28,7 +28,14 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 USER_PROFILE = REPO / "profiles" / "slurm"
 TEST_PROFILE = REPO / "profiles" / "slurm-test"
-GPU_RULES = ("train", "predict_isbi", "predict_isbi_test", "predict_ctc", "predict_ctc_annotated")
+GPU_RULES = (
+    "train",
+    "predict_isbi",
+    "predict_isbi_test",
+    "predict_ctc",
+    "predict_ctc_annotated",
+    "predict_ctc_selection",
+)
 TOY_GPU_RULES = ("train", "predict_isbi")
 TOY_THREADS = {"preprocess": 2}  # threads of the toy rules, 1 where not listed
 
