@@ -351,13 +351,15 @@ def _write_csv_atomic(path: Path, rows: list[list[str]]) -> None:
         csv.writer(f).writerows([list(CSV_HEADER), *rows])
 
 
-def _truncate_log(path: Path, iteration: int) -> None:
-    """Keep the CSV rows up to ``iteration`` (rows after the checkpoint are redone on resume)."""
+def _truncate_log(path: Path, iteration: int) -> list[list[str]]:
+    """Keep the CSV rows up to ``iteration`` (rows after the checkpoint are redone on resume);
+    returns them."""
     rows = []
     if path.exists():
         with open(path, newline="") as f:
             rows = [r for r in list(csv.reader(f))[1:] if r and int(r[0]) <= iteration]
     _write_csv_atomic(path, rows)
+    return rows
 
 
 def load_model(path: Path, map_location: str | torch.device = "cpu") -> UNet:
@@ -522,15 +524,15 @@ def train(
         _set_rng_state(state["rng"])
         rows = state.get("loss_rows")
         if rows is None:  # a checkpoint written before it kept the rows: the CSV's
-            _truncate_log(log_csv, start)
+            rows = _truncate_log(log_csv, start)
         else:  # the CSV may be gone (Snakemake deletes the outputs of a failed job)
+            rows = [list(r) for r in rows]
             _write_csv_atomic(log_csv, rows)
     else:
         start, elapsed, loss_sum, loss_n = 0, 0.0, 0.0, 0
         _seed_all(cfg["seed"])
-        _write_csv_atomic(log_csv, [])
-    with open(log_csv, newline="") as f:
-        rows = [r for r in list(csv.reader(f))[1:] if r]
+        rows = []
+        _write_csv_atomic(log_csv, rows)
     loss_sum = torch.tensor(loss_sum, dtype=torch.float64, device=device)
 
     tiles = TileStream(samples, in_size, out_size, cfg["augment"], cfg["seed"], n_iter)
