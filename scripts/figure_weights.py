@@ -2,20 +2,14 @@
 """A figure like the paper's figure 3: image, ground truth, separation borders, weight map."""
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
 from _common import run, setup_logging
 
-from unet_repro.datasets import read_frames
+from unet_repro.datasets import frames_of, read_frame_roles
 from unet_repro.figures import figure3
 from unet_repro.io import read_npz, read_tiff
-
-
-def _truth(frames_csv, frame) -> str:
-    with open(frames_csv, newline="") as f:
-        return next(r["truth"] for r in csv.DictReader(f) if int(r["frame"]) == frame)
 
 
 def figure_inputs(data, n_pages, args):
@@ -38,11 +32,12 @@ def figure_inputs(data, n_pages, args):
             f"--index {args.index}: {args.prepared} has {len(frames)} annotated frames"
         )
     t = args.frame if args.frame is not None else int(frames[args.index])
-    pages = read_frames(args.frames) if args.frames else [int(f) for f in frames]
+    rows = read_frame_roles(args.frames) if args.frames else None
+    pages = frames_of(rows) if rows else [int(f) for f in frames]
     if t not in pages:
         raise SystemExit(f"frame {t} is not a training frame of {args.weights}")
     truth = data["instances"][int(np.flatnonzero(frames == t)[0])]
-    if args.frames and _truth(args.frames, t) == "silver":
+    if rows and next(r["truth"] for r in rows if int(r["frame"]) == t) == "silver":
         truth = data["silver"][t]
     what = f"frame {t}" if args.frame is not None else f"annotated frame {args.index}"
     return data["images"][t], truth, pages.index(t), what

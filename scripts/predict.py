@@ -86,6 +86,7 @@ def main() -> None:
         if "frames" not in data:
             raise SystemExit(f"--annotated: {args.prepared} has no annotated CTC frames")
         images = images[data["frames"]]
+    frames = None  # the frame of each page, where it is a subset (the selection frames)
     if args.frames_csv:
         frames = read_frames(args.frames_csv, args.role)
         if not frames:
@@ -133,11 +134,7 @@ def main() -> None:
         args.out,
         probs.astype(np.float32),
         None if args.uncompressed else "zlib",
-        # the frame of each page, where it is a subset (the selection frames)
-        description=json.dumps(
-            {"provenance": provenance, "frames": frames if args.frames_csv else None},
-            sort_keys=True,
-        ),
+        description=json.dumps({"provenance": provenance, "frames": frames}, sort_keys=True),
     )
     log.info("wrote %s in %.1f s", args.out, time.perf_counter() - t0)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from _common import run, setup_logging
 
-from unet_repro.datasets import TRAINING_DATA, frame_roles
+from unet_repro.datasets import ROLES, TRAINING_DATA, frame_roles
 from unet_repro.io import atomic_path, read_npz, write_tiff
 from unet_repro.weights import (
     isbi_instances,
@@ -154,7 +154,7 @@ def ctc_training_set(data, args, log):
     for t, truth, _, ig in chosen:
         if ig is not None:
             log.info("frame %d (%s): %.1f %% of the pixels ignored", t, truth, 100 * ig.mean())
-    counts = {r: sum(row["role"] == r for row in rows) for r in ("train", "select", "unused")}
+    counts = {r: sum(row["role"] == r for row in rows) for r in ROLES}
     log.info("%s: %s frames (%s)", args.training_data, counts, args.prepared)
     return [lab for _, _, lab, _ in chosen], [ig for *_, ig in chosen], rows
 

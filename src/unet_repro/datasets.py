@@ -256,20 +256,30 @@ def frame_roles(
     return rows
 
 
-def read_frames(path, role: str = "train") -> list[int]:
-    """Frames of ``role`` in a frame-roles CSV (the weights rule's), ordered by their page.
-
-    ``role="train"`` gives the frame of each page of the weight and target stacks; another
-    role (``select``) the frames of that role in frame order.
-    """
+def read_frame_roles(path) -> list[dict]:
+    """The rows of a frame-roles CSV (the weights rule's: frame, role, truth, page)."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows or not {"frame", "role"} <= set(rows[0]):
         raise DataError(f"{path}: not a frame-roles CSV (needs the columns frame, role)")
+    return rows
+
+
+def frames_of(rows, role: str = "train") -> list[int]:
+    """Frames of ``role`` in frame-roles rows, ordered by their page.
+
+    ``role="train"`` gives the frame of each page of the weight and target stacks; another
+    role (``select``) the frames of that role in frame order.
+    """
     picked = [r for r in rows if r["role"] == role]
     if role == "train":
         picked.sort(key=lambda r: int(r["page"]))
     return [int(r["frame"]) for r in picked]
+
+
+def read_frames(path, role: str = "train") -> list[int]:
+    """:func:`frames_of` the frame-roles CSV at ``path``."""
+    return frames_of(read_frame_roles(path), role)
 
 
 def parse_indices(spec: str | int | list, n: int | None = None) -> list[int]:
