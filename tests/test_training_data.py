@@ -112,6 +112,19 @@ def test_training_truth_keeps_the_ignore_regions_on_gold_frames(sequence):
     assert all(ig is None for *_, ig in plain)
 
 
+def write_prepared(path, seq):
+    """A prepared .npz of a sequence read with its markers and silver truth."""
+    write_npz(
+        path,
+        images=seq.images,
+        instances=seq.instances,
+        frames=seq.frames,
+        markers=seq.markers,
+        silver=seq.silver,
+        has_silver=seq.has_silver,
+    )
+
+
 def run_weights(tmp_path, prepared, data, every):
     out = {k: tmp_path / f"{data}.{k}" for k in ("weights.tif", "target.tif", "frames.csv")}
     subprocess.run(
@@ -141,15 +154,7 @@ def run_weights(tmp_path, prepared, data, every):
 def test_weights_script_writes_one_page_per_training_frame(tmp_path, sequence, data):
     seq = sequence
     prepared = tmp_path / "01.npz"
-    write_npz(
-        prepared,
-        images=seq.images,
-        instances=seq.instances,
-        frames=seq.frames,
-        markers=seq.markers,
-        silver=seq.silver,
-        has_silver=seq.has_silver,
-    )
+    write_prepared(prepared, seq)
     out = run_weights(tmp_path, prepared, data, 2)
     with open(out["frames.csv"], newline="") as f:
         rows = list(csv.DictReader(f))
@@ -195,15 +200,7 @@ def test_selection_on_unseen_frames_scores_against_the_silver_truth(tmp_path, se
     """select_ctc --on unseen: the selection frames' predictions against their silver truth."""
     seq = sequence
     prepared = tmp_path / "01.npz"
-    write_npz(
-        prepared,
-        images=seq.images,
-        instances=seq.instances,
-        frames=seq.frames,
-        markers=seq.markers,
-        silver=seq.silver,
-        has_silver=seq.has_silver,
-    )
+    write_prepared(prepared, seq)
     out = run_weights(tmp_path, prepared, "GT", 2)
     select = read_frames(out["frames.csv"], "select")
     # a "prediction" from the silver truth: cells without their separation borders
@@ -249,9 +246,7 @@ def test_figure3_draws_the_page_of_its_frame(tmp_path, sequence):
 
     seq = sequence
     prepared = tmp_path / "01.npz"
-    arrays = dict(images=seq.images, instances=seq.instances, frames=seq.frames)
-    arrays.update(markers=seq.markers, silver=seq.silver, has_silver=seq.has_silver)
-    write_npz(prepared, **arrays)
+    write_prepared(prepared, seq)
     out = run_weights(tmp_path, prepared, "GT+ST", 2)
     sys.path.insert(0, str(REPO / "scripts"))
     spec = importlib.util.spec_from_file_location("fw", REPO / "scripts" / "figure_weights.py")
