@@ -15,6 +15,7 @@ from unet_repro.ablations import (
     ablation_rows,
     check_overlays,
     deep_merge,
+    selected_variants,
     stage_root,
     to_markdown,
     variant_config,
@@ -95,6 +96,15 @@ def test_stages_before_the_first_change_reuse_the_full_method(name, dataset, fir
 def test_unknown_variant_names_the_defined_ones():
     with pytest.raises(KeyError, match="no ablation variant 'nope'.*no_border"):
         variant_config(CONFIG, "nope")
+
+
+def test_selected_variants_default_to_every_one_and_keep_the_given_order():
+    assert selected_variants(CONFIG) == list(CONFIG["ablations"])
+    assert selected_variants({**CONFIG, "ablation_variants": None}) == list(CONFIG["ablations"])
+    chosen = {**CONFIG, "ablation_variants": ["tta_none", "no_border"]}
+    assert selected_variants(chosen) == ["tta_none", "no_border"]
+    with pytest.raises(ValueError, match="ablation_variants: 'nope' not defined.*no_border"):
+        selected_variants({**CONFIG, "ablation_variants": ["no_border", "nope"]})
 
 
 def isbi(seed, split, rand, warping=0.001, pixel=0.05):

@@ -138,6 +138,22 @@ def test_ablations_train_only_what_differs(tmp_path):
     assert not any("ablations/tta_none/predictions/PhC" in ln for ln in lines)
 
 
+def test_ablation_variants_select_the_rows_to_build(tmp_path):
+    """`ablation_variants` builds the chosen rows only; a name not defined stops the run."""
+    test = ["--configfile", str(REPO / "config" / "test.yaml")]
+    out = snakemake(tmp_path, "ablations", "-n", "-p", *test, "--config",
+                    "ablation_variants=[gt_plus_st]").stdout  # fmt: skip
+    jobs = _jobs(out)
+    assert jobs["train"] == 3 + 2  # the full method's models, gt_plus_st's two CTC models
+    assert "results/ablations/gt_plus_st/models/DIC-C2DH-HeLa" in out
+    assert "ablations/no_border" not in out and "ablations/tta_none" not in out
+    table = [ln for ln in out.splitlines() if "scripts/ablations.py --variant" in ln]
+    assert table and "--variant gt_plus_st" in table[0] and "--variant no_border" not in table[0]
+    proc = snakemake(tmp_path, "-n", *test, "--config", "ablation_variants=[nope]", check=False)
+    assert proc.returncode != 0
+    assert "ablation_variants: 'nope' not defined" in proc.stdout + proc.stderr
+
+
 @pytest.mark.parametrize(
     ("overlay", "message"),
     [

@@ -104,6 +104,24 @@ def variant_config(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     return deep_merge(config, ablations[name])
 
 
+def selected_variants(config: Mapping[str, Any]) -> list[str]:
+    """The ablation variants to build: ``ablation_variants`` (in its order), default every one.
+
+    ValueError naming the key for a name that ``ablations`` does not define or ``full``.
+    """
+    defined = list(config.get("ablations") or {})
+    chosen = config.get("ablation_variants")
+    if chosen is None:
+        return defined
+    unknown = [name for name in chosen if name not in defined]
+    if unknown:
+        raise ValueError(
+            f"config: ablation_variants: {', '.join(map(repr, unknown))} not defined in "
+            f"`ablations` ({', '.join(defined) or 'none defined'})"
+        )
+    return list(chosen)
+
+
 def changes(overlay: Mapping[str, Any], prefix: str = "") -> list[str]:
     """The overlay as ``key.path=value`` strings, e.g. ``["weights.w0=0"]``."""
     out = []

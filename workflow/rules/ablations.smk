@@ -7,7 +7,7 @@ rule ablation_table:
     """One row per variant: Table 1 and 2 metrics and their differences to the full method."""
     input:
         script=script("ablations.py"),
-        scores=[f for name in VARIANTS for f in ablation_scores(name)],
+        scores=[f for name in TABLE_VARIANTS for f in ablation_scores(name)],
     output:
         html=report(
             "results/tables/ablations.html",

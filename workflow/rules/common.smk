@@ -17,6 +17,7 @@ sys.path.insert(0, str(REPO / "src"))
 from unet_repro.ablations import (
     FULL,
     check_overlays,
+    selected_variants,
     stage_root,
     variant_config,
 )  # noqa: E402
@@ -58,6 +59,8 @@ for _name in config["ablations"]:
         validate(VARIANTS[_name], "../schemas/config.schema.yaml")
     except Exception as err:
         raise ValueError(f"config: ablations.{_name}: the merged configuration: {err}")
+# the variants the `ablations` target builds (`ablation_variants`; default: every one)
+TABLE_VARIANTS = [FULL, *selected_variants(config)]
 
 # Provenance: the digest of each variant's effective configuration reaches the jobs through
 # the environment (not as a param: a param that changes re-runs every job), and every model,
@@ -435,5 +438,5 @@ def ablation_scores(name):
 
 def ablation_variant_args():
     return " ".join(
-        f"--variant {name} {' '.join(ablation_scores(name))}" for name in VARIANTS
+        f"--variant {name} {' '.join(ablation_scores(name))}" for name in TABLE_VARIANTS
     )
