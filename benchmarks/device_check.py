@@ -62,6 +62,7 @@ import numpy as np
 import torch
 import yaml
 
+from unet_repro.config import tile_size_for
 from unet_repro.inference import predict_volume, resolve_transforms, tile_stride
 from unet_repro.model import UNet, forward_flops, output_size
 from unet_repro.train import (
@@ -166,7 +167,7 @@ def train_settings(cfg: Mapping[str, Any], profile: Profile, **changes: Any) -> 
 def predict_settings(cfg: Mapping[str, Any], profile: Profile) -> dict[str, Any]:
     p = cfg.get("predict") or {}
     return {
-        "tile_size": profile.tile or int(p.get("tile_size", 572)),
+        "tile_size": profile.tile or tile_size_for(p, "isbi2012"),
         "batch_size": int(p.get("batch_size", 4)),
         "amp": bool(p.get("amp", False)),
         "channels_last": bool(p.get("channels_last", True)),

@@ -93,6 +93,19 @@ def test_stages_before_the_first_change_reuse_the_full_method(name, dataset, fir
     assert all(stage_root(CONFIG, FULL, s, dataset) == "results" for s in stages)
 
 
+def test_a_tile_size_of_one_dataset_re_predicts_that_dataset_only():
+    config = {
+        **CONFIG,
+        "ablations": {"hela_tile": {"predict": {"tile_size": {"DIC-C2DH-HeLa": 700}}}},
+    }
+    assert stage_root(config, "hela_tile", "train", "DIC-C2DH-HeLa") == "results"
+    assert (
+        stage_root(config, "hela_tile", "predict", "DIC-C2DH-HeLa") == "results/ablations/hela_tile"
+    )
+    for dataset in ("isbi2012", "PhC-C2DH-U373"):  # still 572 there: the full method's files
+        assert stage_root(config, "hela_tile", "predict", dataset) == "results"
+
+
 def test_unknown_variant_names_the_defined_ones():
     with pytest.raises(KeyError, match="no ablation variant 'nope'.*no_border"):
         variant_config(CONFIG, "nope")

@@ -6,7 +6,14 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from unet_repro.config import check_splits, coerce_config, coerce_value, has_heldout
+from unet_repro.config import (
+    PAPER_TILE,
+    check_splits,
+    coerce_config,
+    coerce_value,
+    has_heldout,
+    tile_size_for,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -50,6 +57,21 @@ def test_wrong_value_names_the_key():
     cfg["weights"]["sigma"] = -1
     with pytest.raises(Exception, match="sigma"):
         validate(cfg, str(SCHEMA))
+
+
+def test_tile_size_is_one_size_or_one_per_dataset():
+    assert tile_size_for({"tile_size": 636}, "isbi2012") == 636
+    assert tile_size_for({}, "isbi2012") == PAPER_TILE == 572
+    per_dataset = {"tile_size": {"isbi2012": 700, "PhC-C2DH-U373": 892}}
+    assert tile_size_for(per_dataset, "PhC-C2DH-U373") == 892
+    assert tile_size_for(per_dataset, "DIC-C2DH-HeLa") == 572  # not named: the paper's tile
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg["predict"]["tile_size"] = per_dataset["tile_size"]
+    validate(cfg, str(SCHEMA))
+    for bad in ({"isbi": 700}, {"isbi2012": 0}, 0):
+        cfg["predict"]["tile_size"] = bad
+        with pytest.raises(Exception, match="tile_size|isbi|0"):
+            validate(cfg, str(SCHEMA))
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "quick.yaml", "test.yaml", "smoke.yaml"])

@@ -138,6 +138,19 @@ def test_ablations_train_only_what_differs(tmp_path):
     assert not any("ablations/tta_none/predictions/PhC" in ln for ln in lines)
 
 
+def test_tile_size_per_dataset_reaches_the_predictions(tmp_path):
+    cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    cfg["predict"]["tile_size"] = {"PhC-C2DH-U373": 124}  # the others: 572
+    (tmp_path / "tiles.yaml").write_text(yaml.safe_dump(cfg))
+    out = snakemake(tmp_path, "-n", "-p", "--configfile", str(tmp_path / "tiles.yaml")).stdout
+    commands = [ln for ln in out.splitlines() if "scripts/predict.py" in ln and "--model" in ln]
+    u373 = [ln for ln in commands if "PhC-C2DH-U373" in ln]
+    others = [ln for ln in commands if "PhC-C2DH-U373" not in ln]
+    assert u373 and others
+    assert all("--tile-size 124" in ln for ln in u373)
+    assert all("--tile-size 572" in ln for ln in others)
+
+
 def test_ablation_variants_select_the_rows_to_build(tmp_path):
     """`ablation_variants` builds the chosen rows only; a name not defined stops the run."""
     test = ["--configfile", str(REPO / "config" / "test.yaml")]

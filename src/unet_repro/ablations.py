@@ -36,6 +36,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .config import tile_size_for
 from .provenance import steps_of
 from .tables import html_page, latex_escape, latex_notes, mean_sd
 
@@ -157,6 +158,7 @@ def stage_key(config: Mapping[str, Any], stage: str, dataset: str) -> str:
     if STAGES.index(stage) >= 2:
         predict = {k: v for k, v in config.get("predict", {}).items() if k != "transforms"}
         predict["transforms"] = (config.get("predict", {}).get("transforms") or {}).get(dataset)
+        predict["tile_size"] = tile_size_for(config.get("predict", {}), dataset)
         key["predict"] = predict
     if STAGES.index(stage) >= 3:
         ctc = dataset in CTC_COLUMN

@@ -92,6 +92,24 @@ def merge_settings(defaults: Mapping[str, Any], given: Mapping[str, Any] | None,
     return out
 
 
+#: The paper's tile (Fig. 1: 572 in, 388 out); a dataset a ``predict.tile_size`` mapping omits.
+PAPER_TILE = 572
+
+
+def tile_size_for(predict: Mapping[str, Any], dataset: str) -> int:
+    """The inference tile of ``dataset``: ``predict.tile_size``, a size or a mapping per dataset.
+
+    The overlap-tile prediction is seamless for every valid tile, so the size is a speed
+    setting: one tile of 700 (output 516) covers a 512 x 512 image where 572 takes 2 x 2
+    (``benchmarks/bench_tiles.py``). A dataset the mapping does not name takes
+    :data:`PAPER_TILE`.
+    """
+    size = predict.get("tile_size", PAPER_TILE)
+    if isinstance(size, Mapping):
+        size = size.get(dataset, PAPER_TILE)
+    return int(size)
+
+
 def _is_empty(spec) -> bool:
     return spec is None or spec == [] or (isinstance(spec, str) and not spec.strip())
 

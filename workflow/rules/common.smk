@@ -21,7 +21,12 @@ from unet_repro.ablations import (
     stage_root,
     variant_config,
 )  # noqa: E402
-from unet_repro.config import check_splits, coerce_config, has_heldout  # noqa: E402
+from unet_repro.config import (  # noqa: E402
+    check_splits,
+    coerce_config,
+    has_heldout,
+    tile_size_for,
+)
 from unet_repro.datasets import CTC_DATASETS, ISBI  # noqa: E402
 from unet_repro.provenance import (
     ENV as PROVENANCE_ENV,
@@ -303,7 +308,7 @@ def predict_args(dataset, settings=None):
     predict = (settings or config)["predict"]
     names = predict["transforms"].get(dataset, DEFAULT_TRANSFORMS[dataset])
     args = [
-        f"--tile-size {predict['tile_size']}",
+        f"--tile-size {tile_size_for(predict, dataset)}",
         f"--batch-size {predict['batch_size']}",
         f"--transforms {' '.join(names)}",
     ]
