@@ -26,13 +26,13 @@ import time
 import numpy as np
 import torch
 
+from unet_repro.config import PAPER_TILE
 from unet_repro.inference import predict_tiled, tile_stride
 from unet_repro.model import UNet
 from unet_repro.train import load_model
 
 SHAPES = {"512 x 512 (ISBI, HeLa)": (512, 512), "520 x 696 (U373)": (520, 696)}
-TILES = (572, 636, 700, 828, 892)
-REFERENCE = 572
+TILES = (PAPER_TILE, 636, 700, 828, 892)  # the reference first
 
 
 def _load() -> str:
@@ -74,7 +74,7 @@ def main() -> None:
                 p = predict_tiled(net, image, tile, batch_size=args.batch_size)[1]
                 times.append(time.perf_counter() - t0)
             t = min(times)
-            if tile == REFERENCE:
+            if tile == PAPER_TILE:
                 ref_p, ref_t = p, t
             diff = float(np.abs(p - ref_p).max())
             print(f"{name:<24} {tile:>5} {n_tiles:>6} {n_tiles * tile**2 / 1e6:>7.2f} "
