@@ -1,0 +1,105 @@
+"""Where a CPU training iteration goes: tile sampling against the torch step.
+
+One iteration of ``unet_repro.train.train`` samples an augmented tile (``TileStream``: elastic
+deformation, any-angle rotation, cubic interpolation of the image, nearest of the labels,
+linear of the weights) and then runs forward, weighted cross-entropy, backward and an Adam
+step. This prints, on synthetic 520 x 696 frames (the size of a PhC-C2DH-U373 frame) with the
+augmentation of ``config/quick.yaml``:
+
+    tile sampling     ``TileStream[i]`` alone, ms per tile
+    torch step        the step alone on one fixed tile, ms
+    serial            sampling then step, as ``train`` runs on the CPU (``workers: 0``), ms
+    prefetch thread   the next tiles sampled in a Python thread while the step runs, ms
+
+Usage: python benchmarks/bench_train_step.py [--base-channels 16] [--iterations 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import queue
+import threading
+import time
+
+import numpy as np
+import torch
+
+from unet_repro.model import UNet
+from unet_repro.train import TileStream, weighted_cross_entropy
+
+QUICK_AUG = {
+    "elastic": True,
+    "elastic_sigma": 10,
+    "elastic_points": 3,
+    "rot90": True,
+    "flip": True,
+    "rotation_deg": 45,
+    "placement": "uniform",
+    "contrast": 0.1,
+    "brightness": 0.1,
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base-channels", type=int, default=16)
+    ap.add_argument("--iterations", type=int, default=12)
+    args = ap.parse_args()
+    n = args.iterations
+    rng = np.random.default_rng(0)
+    samples = []
+    for _ in range(4):
+        img = rng.normal(size=(520, 696))
+        weights = rng.random((520, 696)).astype(np.float32) + 1
+        samples.append((img, (img > 0).astype(np.int64), weights))
+    tiles = TileStream(samples, 572, 388, QUICK_AUG, 0, 10 * n + 10)
+    torch.manual_seed(0)
+    model = UNet(base_channels=args.base_channels)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+
+    def step(x, y, w):
+        loss = weighted_cross_entropy(model(x[None]), y[None], w[None])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def per_iteration(run) -> float:
+        t = time.perf_counter()
+        run()
+        return (time.perf_counter() - t) / n * 1000
+
+    tiles[1]
+    sampling = per_iteration(lambda: [tiles[i] for i in range(1, n + 1)])
+    fixed = tiles[1]
+    step(*fixed)
+    torch_step = per_iteration(lambda: [step(*fixed) for _ in range(n)])
+    serial = per_iteration(lambda: [step(*tiles[i]) for i in range(1, n + 1)])
+
+    def prefetched() -> None:
+        q: queue.Queue = queue.Queue(maxsize=2)
+        producer = threading.Thread(
+            target=lambda: [q.put(tiles[i]) for i in range(1, n + 1)], daemon=True
+        )
+        producer.start()
+        for _ in range(n):
+            step(*q.get())
+
+    prefetch = per_iteration(prefetched)
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.get_num_threads()} threads, base {args.base_channels}, {n} iterations"
+    )
+    print("| part | ms per iteration |\n|---|---|")
+    for name, value in [
+        ("tile sampling", sampling),
+        ("torch step", torch_step),
+        ("serial (train today)", serial),
+        ("prefetch thread", prefetch),
+    ]:
+        print(f"| {name} | {value:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
