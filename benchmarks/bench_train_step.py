@@ -11,7 +11,11 @@ augmentation of ``config/quick.yaml``:
     serial            sampling then step, as ``train`` runs on the CPU (``workers: 0``), ms
     prefetch thread   the next tiles sampled in a Python thread while the step runs, ms
 
-Usage: python benchmarks/bench_train_step.py [--base-channels 16] [--iterations 12]
+``--layouts`` adds the step alone in two other CPU modes, each on a fresh network: NHWC
+(``channels_last``, model and input) and bfloat16 autocast of the forward pass (both are
+CUDA-only settings of ``train``; this shows whether they would pay on a CPU).
+
+Usage: python benchmarks/bench_train_step.py [--base-channels 16] [--iterations 12] [--layouts]
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base-channels", type=int, default=16)
     ap.add_argument("--iterations", type=int, default=12)
+    ap.add_argument("--layouts", action="store_true", help="also time channels_last and bf16")
     args = ap.parse_args()
     n = args.iterations
     rng = np.random.default_rng(0)
@@ -59,11 +64,14 @@ def main() -> None:
     model = UNet(base_channels=args.base_channels)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
 
-    def step(x, y, w):
-        loss = weighted_cross_entropy(model(x[None]), y[None], w[None])
-        opt.zero_grad()
+    def step(x, y, w, net=model, optimizer=opt, nhwc=False, bf16=False):
+        x = x[None].contiguous(memory_format=torch.channels_last) if nhwc else x[None]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = net(x)
+        loss = weighted_cross_entropy(logits, y[None], w[None])
+        optimizer.zero_grad()
         loss.backward()
-        opt.step()
+        optimizer.step()
 
     def per_iteration(run) -> float:
         t = time.perf_counter()
@@ -87,17 +95,32 @@ def main() -> None:
             step(*q.get())
 
     prefetch = per_iteration(prefetched)
+    rows = [
+        ("tile sampling", sampling),
+        ("torch step", torch_step),
+        ("serial (train today)", serial),
+        ("prefetch thread", prefetch),
+    ]
+    if args.layouts:
+        for name, nhwc, bf16 in [("channels_last", True, False), ("bf16 autocast", False, True)]:
+            net = UNet(base_channels=args.base_channels)
+            if nhwc:
+                net = net.to(memory_format=torch.channels_last)
+            optimizer = torch.optim.Adam(net.parameters(), 1e-3)
+            kw = {"net": net, "optimizer": optimizer, "nhwc": nhwc, "bf16": bf16}
+            step(*fixed, **kw)
+            rows.append(
+                (
+                    f"torch step, {name}",
+                    per_iteration(lambda kw=kw: [step(*fixed, **kw) for _ in range(n)]),
+                )
+            )
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"torch {torch.get_num_threads()} threads, base {args.base_channels}, {n} iterations"
     )
     print("| part | ms per iteration |\n|---|---|")
-    for name, value in [
-        ("tile sampling", sampling),
-        ("torch step", torch_step),
-        ("serial (train today)", serial),
-        ("prefetch thread", prefetch),
-    ]:
+    for name, value in rows:
         print(f"| {name} | {value:.0f} |")
 
 
