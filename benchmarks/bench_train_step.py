@@ -22,28 +22,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import queue
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
-from unet_repro.model import UNet
+from unet_repro.config import PAPER_TILE
+from unet_repro.model import UNet, output_size
+from unet_repro.provenance import cpu_model
 from unet_repro.train import TileStream, weighted_cross_entropy
 
-QUICK_AUG = {
-    "elastic": True,
-    "elastic_sigma": 10,
-    "elastic_points": 3,
-    "rot90": True,
-    "flip": True,
-    "rotation_deg": 45,
-    "placement": "uniform",
-    "contrast": 0.1,
-    "brightness": 0.1,
-}
+QUICK = Path(__file__).resolve().parents[1] / "config" / "quick.yaml"
 
 
 def main() -> None:
@@ -59,7 +52,8 @@ def main() -> None:
         img = rng.normal(size=(520, 696))
         weights = rng.random((520, 696)).astype(np.float32) + 1
         samples.append((img, (img > 0).astype(np.int64), weights))
-    tiles = TileStream(samples, 572, 388, QUICK_AUG, 0, 10 * n + 10)
+    aug = yaml.safe_load(QUICK.read_text())["train"]["augment"]
+    tiles = TileStream(samples, PAPER_TILE, output_size(PAPER_TILE), aug, 0, n)
     torch.manual_seed(0)
     model = UNet(base_channels=args.base_channels)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
@@ -116,7 +110,7 @@ def main() -> None:
                 )
             )
     print(
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{cpu_model()}, {os.cpu_count()} CPUs, "
         f"torch {torch.get_num_threads()} threads, base {args.base_channels}, {n} iterations"
     )
     print("| part | ms per iteration |\n|---|---|")
