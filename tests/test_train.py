@@ -233,6 +233,43 @@ def test_failed_checkpoint_write_leaves_previous_checkpoint(tmp_path, monkeypatc
     assert [r[0] for r in read_log(tmp_path / "loss.csv")] == list(range(1, 9))
 
 
+def test_resume_with_more_iterations_equals_a_fresh_run(tmp_path):
+    """Constant learning rate: a checkpoint continued to a longer run = that run from scratch."""
+    cfg = {**TINY, "checkpoint_every": 2}
+    longer = {**cfg, "iterations": 12}
+    fresh = run(tmp_path / "fresh", longer).state_dict()
+    run(tmp_path / "part", cfg, stop_after=5)  # checkpoint at iteration 4 of 8
+    resumed = run(tmp_path / "part", longer, model=tiny_net(seed=99)).state_dict()
+    assert all(torch.equal(fresh[k], resumed[k]) for k in fresh)
+    assert torch.load(tmp_path / "part" / "m.pt")["iterations"] == 12
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "why"),
+    [
+        # a checkpoint past the new end would be a longer training written as a shorter one
+        ({}, {"iterations": 4}, "it has trained 8 iterations, more than the 4 asked for"),
+        # poly decays to 0 at `iterations`: a run of 8 continued to 12 is no run of 12
+        (
+            {"schedule": "poly"},
+            {"schedule": "poly", "iterations": 12},
+            "it was written by a run of 8 iterations and the poly schedule's learning rate "
+            "depends on the length (12 asked for)",
+        ),
+    ],
+)
+def test_resume_refuses_a_checkpoint_of_another_length(tmp_path, first, second, why):
+    cfg = {**TINY, "checkpoint_every": 2}
+    run(tmp_path, {**cfg, **first}, stop_after=None if not first else 5)
+    before = (tmp_path / "c.pt").read_bytes()
+    with pytest.raises(ValueError) as err:
+        run(tmp_path, {**cfg, **second})
+    msg = str(err.value)
+    assert msg.startswith(f"cannot resume {tmp_path / 'c.pt'}: {why}. Delete the checkpoints")
+    assert f"rm -f {tmp_path / 'c.pt'} {tmp_path / 'c.prev.pt'}" in msg
+    assert (tmp_path / "c.pt").read_bytes() == before  # nothing lost
+
+
 def _truncate(path, keep=0.5):
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])

@@ -129,7 +129,8 @@ DEFAULT_TRAIN: dict[str, Any] = {
 SCHEDULES = ("constant", "poly", "step")
 OPTIMIZERS = ("sgd", "adam")
 CSV_HEADER = ("iteration", "loss", "lr", "seconds")
-#: Settings that may differ between a checkpoint and the run that resumes it.
+#: Settings that may differ between a checkpoint and the run that resumes it (``iterations``
+#: only within :func:`_resume_iterations_problem`'s limits).
 RESUME_MAY_CHANGE = (
     "iterations",
     "checkpoint_every",
@@ -140,6 +141,28 @@ RESUME_MAY_CHANGE = (
     "channels_last",
     "deterministic",
 )
+
+
+def _resume_iterations_problem(state: Mapping[str, Any], cfg: Mapping[str, Any]) -> str:
+    """Why a checkpoint cannot continue to ``cfg["iterations"]`` (empty when it can).
+
+    A checkpoint may be resumed with another ``iterations`` (to train longer) only where the
+    result equals a fresh run of that length: its iteration is not past the new end, and the
+    learning rate does not depend on the length (``poly`` decays to 0 at ``iterations``).
+    """
+    done, old, new = (
+        int(state["iteration"]),
+        int(state["train_config"]["iterations"]),
+        int(cfg["iterations"]),
+    )
+    if done > new:
+        return f"it has trained {done} iterations, more than the {new} asked for"
+    if new != old and cfg["schedule"] == "poly":
+        return (
+            f"it was written by a run of {old} iterations and the poly schedule's learning "
+            f"rate depends on the length ({new} asked for)"
+        )
+    return ""
 
 
 def check_train_config(cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -518,6 +541,12 @@ def train(
         )
         if changed:
             raise ValueError(f"cannot resume {resumed}: settings {changed} differ from it")
+        stale = _resume_iterations_problem(state, cfg)
+        if stale:
+            raise ValueError(
+                f"cannot resume {resumed}: {stale}. Delete the checkpoints to train from "
+                f"iteration 0: rm -f {checkpoint} {previous_checkpoint(checkpoint)}"
+            )
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start, elapsed, (loss_sum, loss_n) = state["iteration"], state["seconds"], state["log"]
