@@ -245,22 +245,23 @@ def test_resume_with_more_iterations_equals_a_fresh_run(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("first", "second", "why"),
+    ("first", "stop_after", "second", "why"),
     [
         # a checkpoint past the new end would be a longer training written as a shorter one
-        ({}, {"iterations": 4}, "it has trained 8 iterations, more than the 4 asked for"),
+        ({}, None, {"iterations": 4}, "it has trained 8 iterations, more than the 4 asked for"),
         # poly decays to 0 at `iterations`: a run of 8 continued to 12 is no run of 12
         (
             {"schedule": "poly"},
+            5,  # checkpoint at iteration 4
             {"schedule": "poly", "iterations": 12},
             "it was written by a run of 8 iterations and the poly schedule's learning rate "
             "depends on the length (12 asked for)",
         ),
     ],
 )
-def test_resume_refuses_a_checkpoint_of_another_length(tmp_path, first, second, why):
+def test_resume_refuses_a_checkpoint_of_another_length(tmp_path, first, stop_after, second, why):
     cfg = {**TINY, "checkpoint_every": 2}
-    run(tmp_path, {**cfg, **first}, stop_after=None if not first else 5)
+    run(tmp_path, {**cfg, **first}, stop_after=stop_after)
     before = (tmp_path / "c.pt").read_bytes()
     with pytest.raises(ValueError) as err:
         run(tmp_path, {**cfg, **second})
