@@ -2,28 +2,34 @@
 """Segment a held-out CTC sequence from P(cell); score it with CTC SEG, DET and OP_CSB.
 
 Instances = connected components of ``P(cell) > threshold`` (4-connected; components below
-``--min-size`` pixels removed, grown by a watershed into ``P > --mask-threshold``, holes
-filled with ``--fill-holes``, labels grown by ``--expand`` pixels;
+``--min-size`` pixels removed, split at necks with ``--split-depth``, grown by a watershed
+into ``P > --mask-threshold``, holes filled with ``--fill-holes``, labels grown by
+``--expand`` pixels;
 ``unet_repro.postprocess.segment``), with the settings given or read from
 ``--postprocess`` (chosen on the training sequence by select_ctc.py). Writes the CTC result
 folder ``<seq>_RES/maskNNN.tif`` (uint16, every frame, labels unique over the sequence) with
 its ``res_track.txt`` (every object a track of one frame: a segmentation-only result), the SEG
 over all annotated frames, DET over all frames' tracking markers and OP_CSB = (SEG + DET) / 2,
 computed by our implementation and, when the package is installed, by the official
-``py-ctcmetrics`` as a cross-check (which also validates the folder).
+``py-ctcmetrics`` as a cross-check (which also validates the folder). With ``--out-objects``
+also every gold object with its Jaccard and category (matched, merged, missed;
+``unet_repro.metrics.ctc.object_errors``); the JSON gets what SEG loses to each category.
 """
 
 import argparse
+import csv
 import json
 from pathlib import Path
 
 from _common import run, setup_logging
 
-from unet_repro.io import DataError, read_tiff, write_json
+from unet_repro.io import DataError, atomic_path, read_tiff, write_json
 from unet_repro.metrics.ctc import (
     evaluate_sequence_det,
+    evaluate_sequence_objects,
     evaluate_sequence_seg,
     op_csb,
+    seg_losses,
     write_ctc_result,
 )
 from unet_repro.postprocess import KEYS, segment
@@ -66,6 +72,12 @@ def main() -> None:
         help="grow the instances by a watershed on -P into P > this (below --threshold)",
     )
     parser.add_argument(
+        "--split-depth",
+        type=float,
+        default=None,
+        help="split the instances at necks: h-maxima of this depth (px) of their distance map",
+    )
+    parser.add_argument(
         "--training-data",
         default="GT",
         help="the CTC training data the model learnt from (GT, ST, GT+ST), for the table",
@@ -73,7 +85,7 @@ def main() -> None:
     parser.add_argument(
         "--postprocess",
         type=Path,
-        help="JSON of select_ctc.py: its settings replace the five above",
+        help="JSON of select_ctc.py: its settings replace the six above",
     )
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--sequence", required=True)
@@ -90,6 +102,9 @@ def main() -> None:
     parser.add_argument("--crosscheck-max-objects", type=int, default=1000)
     parser.add_argument("--out-res", type=Path, required=True, help="result folder <seq>_RES")
     parser.add_argument("--out-json", type=Path, required=True)
+    parser.add_argument(
+        "--out-objects", type=Path, help="CSV: every gold object's Jaccard and category"
+    )
     args = parser.parse_args()
     log = setup_logging()
     probs = read_tiff(args.prediction)
@@ -100,6 +115,7 @@ def main() -> None:
     if args.postprocess:
         chosen = json.loads(args.postprocess.read_text())
         chosen.setdefault("mask_threshold", None)  # files written before seeded growth
+        chosen.setdefault("split_depth", None)  # and before the split at necks
         missing = sorted(set(settings) - set(chosen))
         if missing:
             raise DataError(f"{args.postprocess}: lacks {', '.join(missing)}")
@@ -116,6 +132,16 @@ def main() -> None:
         )
     seg = evaluate_sequence_seg(args.out_res, args.gt)
     det = evaluate_sequence_det(args.out_res, args.gt)
+    objects = evaluate_sequence_objects(args.out_res, args.gt)
+    losses = seg_losses(objects)
+    log.info("SEG lost to %s", {k: v for k, v in losses.items() if k.startswith("loss")})
+    if args.out_objects:
+        with atomic_path(args.out_objects) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(
+                f, fieldnames=["frame", "label", "match", "jaccard", "category"]
+            )
+            writer.writeheader()
+            writer.writerows(objects)
     most = max(int(m.max()) for m in masks)
     official = dict.fromkeys(["SEG", "DET", "OP_CSB", "Valid"])
     # py-ctcmetrics' matching assumes label 0 is present in every result frame: in a frame
@@ -161,6 +187,8 @@ def main() -> None:
             "selection_reference": chosen.get("reference"),
             "training_data": args.training_data,
             "seg_selection": chosen.get("seg"),
+            "objects": {k: v for k, v in losses.items() if k != "seg"},
+            "objects_selection": chosen.get("objects"),
             "frames": len(masks),
             "provenance": score_provenance(args.prediction, args.variant),
         },

@@ -11,7 +11,8 @@ growth (``unet_repro.postprocess``) and keeps the one with the best SEG on
   the network trained on them.
 
 The held-out sequence never influences the choice. Writes the chosen settings with the
-frames and reference they were chosen on (JSON) and every candidate's SEG (CSV).
+frames and reference they were chosen on and what SEG loses there to outlines, merged and
+missed objects (JSON), and every candidate's SEG (CSV).
 """
 
 import argparse
@@ -30,7 +31,8 @@ from unet_repro.io import (
     tiff_description,
     write_json,
 )
-from unet_repro.postprocess import select_postprocessing
+from unet_repro.metrics.ctc import object_errors, seg_losses
+from unet_repro.postprocess import KEYS, segment, select_postprocessing
 from unet_repro.provenance import score_provenance
 
 REFERENCE = {
@@ -112,6 +114,13 @@ def main() -> None:
         truths += list(truth)
         chosen_on.append({"prepared": str(prepared), "frames": frames})
     best, rows = select_postprocessing(probs, truths, json.loads(args.grid))
+    settings = {k: best[k] for k in KEYS}
+    objects = [
+        o
+        for p, t in zip(probs, truths, strict=True)
+        for o in object_errors(t, segment(p, **settings))
+    ]
+    best["objects"] = {k: v for k, v in seg_losses(objects).items() if k != "seg"}
     best["selected_on"] = chosen_on
     best["reference"] = REFERENCE[args.on]
     best["frames"] = len(probs)

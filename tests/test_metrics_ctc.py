@@ -90,6 +90,75 @@ def test_seg_pools_objects_over_frames_and_equals_brute_force():
     assert ctc.seg_measure([(empty, empty)]) == 0.0
 
 
+def brute_force_objects(gt, res):
+    """Per gold object: its match by |R ∩ S| > |R|/2, the IoU, and whether that S also
+    matches another gold object (merged) — from the definition, one mask at a time."""
+    rows, match = [], {}
+    for r in np.unique(gt[gt > 0]):
+        mask_r = gt == r
+        for s in np.unique(res[res > 0]):
+            mask_s = res == s
+            inter = np.sum(mask_r & mask_s)
+            if inter > 0.5 * mask_r.sum():
+                match[int(r)] = (int(s), inter / np.sum(mask_r | mask_s))
+    owners = [s for s, _ in match.values()]
+    for r in np.unique(gt[gt > 0]).tolist():
+        s, j = match.get(r, (0, 0.0))
+        cat = "missed" if s == 0 else ("merged" if owners.count(s) > 1 else "matched")
+        rows.append((r, s, j, cat))
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_object_errors_equal_the_definition_and_decompose_seg(seed):
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(3):
+        gt = rng.integers(0, 6, size=(14, 14)).astype(np.uint16)
+        res = gt.copy()
+        res[rng.random(gt.shape) < 0.3] = 0
+        res[(gt == 1) | (gt == 2)] = 9  # gold 1 and 2 merged into one object
+        res[gt == 3] = rng.integers(0, 2, size=int((gt == 3).sum())) * 4  # 3: often missed
+        frames.append((gt, res))
+    objects = []
+    for gt, res in frames:
+        got = ctc.object_errors(gt, res)
+        want = brute_force_objects(gt, res)
+        assert [(o["label"], o["match"], o["category"]) for o in got] == [
+            (w[0], w[1], w[3]) for w in want
+        ]
+        assert [o["jaccard"] for o in got] == pytest.approx([w[2] for w in want], abs=1e-12)
+        objects += got
+    assert {o["category"] for o in objects} == {"matched", "merged", "missed"}
+    losses = ctc.seg_losses(objects)
+    assert losses["seg"] == pytest.approx(ctc.seg_measure(frames), abs=1e-12)
+    total = losses["loss_matched"] + losses["loss_merged"] + losses["loss_missed"]
+    assert 1 - losses["seg"] == pytest.approx(total, abs=1e-12)
+    assert losses["objects"] == losses["matched"] + losses["merged"] + losses["missed"]
+    assert losses["loss_missed"] == pytest.approx(losses["missed"] / losses["objects"])
+
+
+def test_object_errors_hand_made():
+    gt = np.zeros((10, 20), np.uint16)
+    gt[1:5, 1:5], gt[1:5, 5:9], gt[6:9, 12:18] = 1, 2, 3
+    res = np.zeros_like(gt)
+    res[1:5, 1:9] = 7  # one object for the two touching cells
+    assert [(o["category"], o["jaccard"]) for o in ctc.object_errors(gt, res)] == [
+        ("merged", 0.5),
+        ("merged", 0.5),
+        ("missed", 0.0),
+    ]
+    res[6:9, 12:17] = 2
+    assert ctc.object_errors(gt, res)[2] == {
+        "label": 3,
+        "match": 2,
+        "jaccard": 15 / 18,
+        "category": "matched",
+    }
+    assert ctc.object_errors(np.zeros_like(gt), res) == []
+    assert ctc.seg_losses([])["objects"] == 0
+
+
 def test_gt_and_result_ids_do_not_matter():
     rng = np.random.default_rng(1)
     gt = rng.integers(0, 6, size=(16, 16))

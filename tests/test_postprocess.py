@@ -12,6 +12,7 @@ from unet_repro.postprocess import (
     fill_label_holes,
     segment,
     select_postprocessing,
+    split_at_necks,
 )
 
 
@@ -118,3 +119,58 @@ def test_seeded_growth_separates_touching_cells_and_recovers_their_extent():
     grown = segment(p, 0.9, mask_threshold=0.3)
     assert grown.max() == 2 and seg_measure([(truth, grown)]) > 0.95
     assert np.array_equal(segment(p, 0.9, mask_threshold=0.95), high)  # no growth above
+
+
+def two_discs(gap, r=20, shape=(60, 110)):
+    """One instance made of two discs of radius r whose centres lie 2r - gap apart."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    a = (yy - 30) ** 2 + (xx - 30) ** 2 < r * r
+    b = (yy - 30) ** 2 + (xx - 30 - 2 * r + gap) ** 2 < r * r
+    return a, b
+
+
+def test_split_at_necks_splits_by_the_depth_of_the_neck():
+    a, b = two_discs(gap=8)  # centres 32 apart: neck half-width sqrt(400 - 256) = 12
+    lab = np.zeros(a.shape, np.uint16)
+    lab[a | b] = 3
+    lab[50:53, 100:103] = 7  # a small instance, smaller than the depth
+    # the distance map peaks ~19 in each disc and its saddle at the neck is ~11
+    two = split_at_necks(lab, 4)
+    assert two.max() == 3 and two.dtype == np.uint16
+    left, right = two[30, 20], two[30, 80]
+    assert left != right and left > 0 and right > 0
+    assert (two[a & ~b] == left).mean() > 0.95 and (two[b & ~a] == right).mean() > 0.95
+    np.testing.assert_array_equal(two > 0, lab > 0)  # the foreground is kept exactly
+    assert len(np.unique(two[lab == 7])) == 1  # the small one stays whole
+    for depth in (9, 30):  # the neck is less than depth below the peaks: no split
+        whole = split_at_necks(lab, depth)
+        assert whole.max() == 2 and len(np.unique(whole[lab == 3])) == 1
+    # every output instance lies inside one input instance
+    for k in np.unique(two[two > 0]):
+        assert len(np.unique(lab[two == k])) == 1
+    with pytest.raises(ValueError, match="> 0"):
+        split_at_necks(lab, 0)
+    assert split_at_necks(lab, None).max() == 7
+
+
+def test_split_depth_in_segment_and_selection():
+    a, b = two_discs(gap=8)
+    truth = np.zeros(a.shape, np.uint16)
+    truth[a] = 1
+    truth[b & ~a] = 2
+    p = np.where(a | b, 0.95, 0.05)  # P(cell) does not dip at the contact
+    assert segment(p, 0.5).max() == 1
+    assert segment(p, 0.5, split_depth=4).max() == 2
+    grid = {
+        "threshold": [0.5],
+        "mask_threshold": [None],
+        "min_size": [0],
+        "split_depth": [None, 4],
+        "expand": [0],
+        "fill_holes": [False],
+    }
+    best, rows = select_postprocessing([p], [truth], grid)
+    assert len(rows) == 2 and best["split_depth"] == 4
+    assert best["seg"] > 0.9 > max(r["seg"] for r in rows if r["split_depth"] is None) + 0.3
+    with pytest.raises(ValueError, match="split depths"):
+        check_grid({"split_depth": [0]})

@@ -388,6 +388,18 @@ def test_whole_chain_on_synthetic_mirror(tmp_path, mirror):
         assert seg["valid_py_ctcmetrics"] == 1  # the Challenge's validation accepts the folder
     assert seg["op_csb"] == pytest.approx((seg["seg"] + seg["det"]) / 2)
     assert seg["ctc_result_complete"] is True
+    # every gold object with its Jaccard and category; the losses add up to 1 - SEG
+    objects_csv = res / "scores" / "DIC-C2DH-HeLa" / "train01" / "seed0" / "02.objects.csv"
+    with open(objects_csv, newline="") as f:
+        objects = list(csv.DictReader(f))
+    assert objects and {o["category"] for o in objects} <= {"matched", "merged", "missed"}
+    jaccards = [float(o["jaccard"]) for o in objects]
+    assert sum(jaccards) / len(jaccards) == pytest.approx(seg["seg"], abs=1e-12)
+    losses = seg["objects"]
+    assert losses["objects"] == len(objects)
+    total = losses["loss_matched"] + losses["loss_merged"] + losses["loss_missed"]
+    assert total == pytest.approx(1 - seg["seg"], abs=1e-12)
+    assert seg["objects_selection"]["objects"] > 0  # the same on the selection frames
     # the cut was chosen on the training sequence's selection frames, against their silver
     # truth: frames without gold truth, never trained on, and the scores file says so
     with open(res / "weights" / "DIC-C2DH-HeLa" / "01.frames.csv", newline="") as f:
@@ -454,6 +466,24 @@ def test_instance_selection_never_reads_the_heldout_sequence(tmp_path, mirror, o
     assert predict and all(("--frames-csv" in x) == (on == "unseen") for x in predict)
     evaluate = [x for x in lines if "evaluate_ctc.py" in x]
     assert evaluate and all("postprocess.json" in line for line in evaluate)
+
+
+def test_fixed_postprocessing_reaches_evaluate_ctc(tmp_path, mirror):
+    """`ctc_postprocess: fixed`: the ctc_* values, the split at necks among them, are the
+    arguments of evaluate_ctc, and nothing is selected."""
+    cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    cfg["evaluate"].update(
+        ctc_postprocess="fixed", ctc_threshold=0.7, ctc_mask_threshold=0.4, ctc_split_depth=3
+    )
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    configs = ["--configfile", str(tmp_path / "cfg.yaml"), "--config", f"mirror={mirror}"]
+    proc = snakemake(tmp_path, "-n", "-p", *configs)
+    lines = (proc.stdout + proc.stderr).splitlines()
+    evaluate = [x for x in lines if "python " in x and "evaluate_ctc.py" in x]
+    assert len(evaluate) == 2 and not [x for x in lines if "select_ctc.py" in x]
+    for line in evaluate:
+        assert "--threshold 0.7 " in line and "--mask-threshold 0.4" in line
+        assert "--split-depth 3" in line and "--postprocess" not in line
 
 
 def _results_without_times(root: Path) -> dict[str, object]:

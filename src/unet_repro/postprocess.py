@@ -11,7 +11,9 @@ Challenge scores instances. Two things make ``P(cell) > 0.5`` a poor cut here:
   draws every touching cell about a pixel too small.
 
 :func:`segment` therefore thresholds, labels 4-connected components, removes small ones,
-optionally grows these *seeds* into the lower-confidence region ``P > mask_threshold`` by a
+optionally splits each seed at its necks (a watershed on its distance map from the
+h-maxima of depth ``split_depth``, the classical split of touching round objects),
+grows these *seeds* into the lower-confidence region ``P > mask_threshold`` by a
 watershed on :math:`-P` (a cut at a high threshold separates touching cells, the low one gives
 their extent back; each seed keeps its own basin), fills holes inside an instance and grows
 the labels by a few pixels without merging them (``skimage.segmentation.expand_labels``).
@@ -31,6 +33,7 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.morphology import local_maxima, reconstruction
 from skimage.segmentation import expand_labels, relabel_sequential, watershed
 
 from .metrics.ctc import instances_from_probability, matched_jaccards
@@ -44,16 +47,18 @@ __all__ = [
     "fill_label_holes",
     "segment",
     "select_postprocessing",
+    "split_at_necks",
 ]
 
 #: The settings of :func:`segment`, in the order of the selection's rows.
-KEYS = ("threshold", "mask_threshold", "min_size", "expand", "fill_holes")
+KEYS = ("threshold", "mask_threshold", "min_size", "split_depth", "expand", "fill_holes")
 
 #: Candidate settings of :func:`select_postprocessing` (config ``evaluate.ctc_select``).
 DEFAULT_GRID: dict[str, list] = {
     "threshold": [round(0.3 + 0.05 * i, 2) for i in range(14)],  # 0.3 .. 0.95
     "mask_threshold": [None, 0.25, 0.5],  # None: no seeded growth
     "min_size": [0, 100],
+    "split_depth": [None],  # None: no split at necks
     "expand": [0, 1, 2],
     "fill_holes": [False, True],
 }
@@ -75,6 +80,8 @@ def check_grid(grid: Mapping[str, Sequence] | None) -> dict[str, list]:
         raise ValueError("mask thresholds must be None or lie in [0, 1)")
     if any(int(v) < 0 for v in out["min_size"] + out["expand"]):
         raise ValueError("min_size and expand must be >= 0")
+    if any(d is not None and not d > 0 for d in out["split_depth"]):
+        raise ValueError("split depths must be None or > 0 (pixels)")
     return out
 
 
@@ -102,6 +109,37 @@ def fill_label_holes(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def split_at_necks(labels: np.ndarray, depth: float) -> np.ndarray:
+    """Split every instance at its necks.
+
+    With :math:`d(x)` the Euclidean distance of an instance pixel to the nearest pixel that is
+    background or next to another instance, the markers are the regional maxima of the
+    h-maxima transform :math:`R^\\delta_d(d - h)` (the reconstruction by dilation of
+    :math:`d - h` under :math:`d`) with :math:`h` = ``depth`` pixels, and each instance is
+    divided among its markers by a watershed on :math:`-d` (4-connected, never across
+    instances). Two round cells joined by a neck become two when the neck's :math:`d` lies
+    more than ``depth`` below the smaller cell's maximum; an instance with one or no such maximum
+    stays whole. Returns uint16 labels numbered 1..n.
+    """
+    lab = np.asarray(labels)
+    if depth is None or not lab.any():
+        return lab.astype(np.uint16)
+    if not depth > 0:
+        raise ValueError(f"split depth must be > 0 pixels, got {depth}")
+    inner = (lab > 0) & (ndi.grey_erosion(lab, footprint=_CROSS) == lab)
+    inner &= ndi.grey_dilation(lab, footprint=_CROSS) == lab
+    dist = ndi.distance_transform_edt(inner)
+    hmax = reconstruction(dist - float(depth), dist, method="dilation")
+    peaks = local_maxima(hmax, connectivity=1) & (lab > 0)
+    markers, n = ndi.label(peaks, _CROSS)
+    # an instance without a marker (its maximum below depth) keeps itself as one
+    bare = (lab > 0) & ~np.isin(lab, np.unique(lab[markers > 0]))
+    extra, _ = ndi.label(bare, _CROSS)
+    markers = np.where(bare, extra + n, markers)
+    out = watershed(-dist, markers, mask=lab > 0, connectivity=1)
+    return relabel_sequential(out)[0].astype(np.uint16)
+
+
 def segment(
     p_cell: np.ndarray,
     threshold: float = 0.5,
@@ -109,22 +147,26 @@ def segment(
     expand: int = 0,
     fill_holes: bool = False,
     mask_threshold: float | None = None,
+    split_depth: float | None = None,
 ) -> np.ndarray:
     """Instances from a P(cell) map.
 
-    ``P > threshold``, 4-connected components, components below ``min_size`` pixels removed;
+    ``P > threshold``, 4-connected components, components below ``min_size`` pixels removed,
+    each split at its necks with ``split_depth`` (:func:`split_at_necks`; None: no split);
     with ``mask_threshold`` below ``threshold`` these seeds are grown by a watershed on
     :math:`-P` into ``P > mask_threshold`` (4-connected; regions of the mask without a seed
     stay background); holes inside an instance filled (``fill_holes``), then every label grown
     by ``expand`` pixels into the background (never into another label; ``skimage.
     segmentation.expand_labels``). Returns uint16 labels, 0 = background.
     """
-    lab = _seeds(p_cell, threshold, min_size, mask_threshold)
+    lab = _seeds(p_cell, threshold, min_size, mask_threshold, split_depth)
     return _finish(lab, expand, fill_holes)
 
 
-def _seeds(p_cell, threshold, min_size, mask_threshold):
+def _seeds(p_cell, threshold, min_size, mask_threshold, split_depth=None):
     lab = instances_from_probability(p_cell, threshold, int(min_size))
+    if split_depth is not None:
+        lab = split_at_necks(lab, split_depth)
     if mask_threshold is not None and mask_threshold < threshold and lab.any():
         p = np.asarray(p_cell, dtype=np.float64)
         lab = watershed(-p, lab, mask=p > mask_threshold, connectivity=1)
@@ -173,12 +215,12 @@ def select_postprocessing(
     # consecutive ground-truth labels keep matched_jaccards' contingency tables small
     truths = [relabel_sequential(np.asarray(t))[0] for t in truths]
     totals: dict[tuple, float] = {}
-    for threshold, mask_threshold, min_size in itertools.product(
-        grid["threshold"], grid["mask_threshold"], grid["min_size"]
+    for threshold, mask_threshold, min_size, split_depth in itertools.product(
+        grid["threshold"], grid["mask_threshold"], grid["min_size"], grid["split_depth"]
     ):
         if mask_threshold is not None and mask_threshold >= threshold:
             continue  # no growth: the same as mask_threshold None
-        seeds = [_seeds(p, threshold, min_size, mask_threshold) for p in probs]
+        seeds = [_seeds(p, threshold, min_size, mask_threshold, split_depth) for p in probs]
         for fill in grid["fill_holes"]:
             sums = dict.fromkeys(grid["expand"], 0.0)
             for s, truth in zip(seeds, truths, strict=True):
@@ -190,7 +232,8 @@ def select_postprocessing(
                     res = np.where(dist <= expand, nearest, 0) if expand else lab
                     sums[expand] += float(np.sum(matched_jaccards(truth, res)[0]))
             for expand, total in sums.items():
-                totals[(threshold, mask_threshold, min_size, expand, fill)] = total / n_gt
+                key = (threshold, mask_threshold, min_size, split_depth, expand, fill)
+                totals[key] = total / n_gt
     rows = [dict(zip(KEYS, key, strict=True), seg=seg) for key, seg in totals.items()]
     best_key = max(totals, key=totals.get)  # first maximum in grid order (dicts keep order)
     best = dict(zip(KEYS, best_key, strict=True))

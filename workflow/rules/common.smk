@@ -354,6 +354,11 @@ def ctc_postprocess_args(wildcards, input):
             if ev["ctc_mask_threshold"] is not None
             else ""
         )
+        + (
+            f" --split-depth {ev['ctc_split_depth']}"
+            if ev["ctc_split_depth"] is not None
+            else ""
+        )
     )
 
 

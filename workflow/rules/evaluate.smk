@@ -77,6 +77,7 @@ rule evaluate_ctc:
             "results/{ablation}submission/{ctc_dataset}/{split}/seed{seed}/{sequence}_RES"
         ),
         json="results/{ablation}scores/{ctc_dataset}/{split}/seed{seed}/{sequence}.seg.json",
+        objects="results/{ablation}scores/{ctc_dataset}/{split}/seed{seed}/{sequence}.objects.csv",
     log:
         "logs/{ablation}evaluate/{ctc_dataset}-{split}-seed{seed}-{sequence}.log",
     conda:
@@ -97,7 +98,8 @@ rule evaluate_ctc:
         " --training-data {params.training_data}"
         " {params.crosscheck} --dataset {wildcards.ctc_dataset}"
         " --sequence {wildcards.sequence} --split {wildcards.split} --seed {wildcards.seed}"
-        " --config-name {params.name} --variant {params.variant} --out-res {output.res} --out-json {output.json} 2> {log}"
+        " --config-name {params.name} --variant {params.variant} --out-res {output.res}"
+        " --out-json {output.json} --out-objects {output.objects} 2> {log}"
 
 
 rule tables:

@@ -48,9 +48,12 @@ __all__ = [
     "det_counts",
     "det_measure",
     "evaluate_sequence_det",
+    "evaluate_sequence_objects",
     "evaluate_sequence_seg",
     "instances_from_probability",
     "matched_jaccards",
+    "object_errors",
+    "seg_losses",
     "seg_measure",
     "seg_score",
     "op_csb",
@@ -161,6 +164,77 @@ def seg_measure(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> float:
     if not values:
         raise ValueError("seg_measure needs at least one (gt, res) pair")
     return float(np.sum(np.concatenate(values)) / max(n_total, 1))
+
+
+#: The categories of :func:`object_errors`.
+OBJECT_CATEGORIES = ("matched", "merged", "missed")
+
+
+def object_errors(gt: np.ndarray, res: np.ndarray) -> list[dict[str, float | int | str]]:
+    """Every ground-truth object of one frame with its SEG Jaccard and why it falls short.
+
+    Each ground-truth object R is
+
+    * ``missed``: no predicted object S has |R ∩ S| > 0.5 |R| (Jaccard 0);
+    * ``merged``: its match S is also the match of another ground-truth object of the frame
+      (one predicted object for two or more cells);
+    * ``matched``: the only ground-truth object its match covers (what it lacks of Jaccard 1
+      is its outline).
+
+    Parameters
+    ----------
+    gt, res : ndarray of int, (H, W)
+        Ground-truth and predicted instance labels (0 = background).
+
+    Returns
+    -------
+    list of dict
+        ``label``, ``match`` (predicted label, 0 when missed), ``jaccard`` and ``category``
+        per ground-truth object, in increasing order of the ground-truth label.
+    """
+    gt = _check_label_image(gt, "gt")
+    res = _check_label_image(res, "res")
+    if gt.shape != res.shape:
+        raise ValueError(f"gt shape {gt.shape} and res shape {res.shape} differ")
+    g = gt.ravel().astype(np.int64)
+    r = res.ravel().astype(np.int64)
+    labels = np.unique(g[g > 0])
+    if labels.size == 0:
+        return []
+    inside = g > 0
+    pairs, inter = np.unique(np.stack([g[inside], r[inside]]), axis=1, return_counts=True)
+    size_g = dict(zip(*np.unique(g[inside], return_counts=True), strict=True))
+    size_r = dict(zip(*np.unique(r[r > 0], return_counts=True), strict=True))
+    match: dict[int, tuple[int, float]] = {}
+    for (lg, lr), i in zip(pairs.T.tolist(), inter.tolist(), strict=True):
+        if lr > 0 and 2 * i > size_g[lg]:  # at most one such S per R
+            match[lg] = (lr, i / (size_g[lg] + size_r[lr] - i))
+    owners = np.bincount([m for m, _ in match.values()], minlength=1)
+    out = []
+    for lg in labels.tolist():
+        lr, jac = match.get(lg, (0, 0.0))
+        category = "missed" if lr == 0 else ("merged" if owners[lr] > 1 else "matched")
+        out.append({"label": lg, "match": lr, "jaccard": float(jac), "category": category})
+    return out
+
+
+def seg_losses(objects: Iterable[dict]) -> dict[str, float | int]:
+    """What SEG loses to each category of :func:`object_errors`, pooled over frames.
+
+    With n ground-truth objects, ``1 - SEG = loss_matched + loss_merged + loss_missed`` where
+    ``loss_c = Σ_{R in c} (1 - J(R)) / n``: the outlines of the matched objects, the objects
+    merged with a neighbour, the objects no prediction matches. Returns the three losses,
+    ``seg`` and the counts ``objects``, ``matched``, ``merged``, ``missed``.
+    """
+    objects = list(objects)
+    n = len(objects)
+    out: dict[str, float | int] = {"objects": n}
+    for c in OBJECT_CATEGORIES:
+        js = [o["jaccard"] for o in objects if o["category"] == c]
+        out[c] = len(js)
+        out[f"loss_{c}"] = float(sum(1.0 - j for j in js) / n) if n else 0.0
+    out["seg"] = float(sum(o["jaccard"] for o in objects) / n) if n else 0.0
+    return out
 
 
 def instances_from_probability(
@@ -376,22 +450,8 @@ _SEG_RE = re.compile(r"^man_seg(\d+)\.tif$")
 _MASK_RE = re.compile(r"^mask(\d+)\.tif$")
 
 
-def evaluate_sequence_seg(res_folder: str | os.PathLike, gt_folder: str | os.PathLike) -> float:
-    """SEG of one sequence from CTC folders.
-
-    Parameters
-    ----------
-    res_folder : path
-        ``<seq>_RES`` with ``maskNNN.tif``.
-    gt_folder : path
-        ``<seq>_GT`` with ``SEG/man_segNNN.tif``; every annotated frame is evaluated against
-        the result mask of the same frame index.
-
-    Returns
-    -------
-    float
-        SEG over all annotated frames.
-    """
+def _seg_pairs(res_folder, gt_folder):
+    """(frame, gold truth, result mask) of every annotated frame of a sequence."""
     res_folder, seg_dir = Path(res_folder), Path(gt_folder) / "SEG"
     if not seg_dir.is_dir():
         raise ValueError(f"no SEG folder in {gt_folder}")
@@ -412,7 +472,36 @@ def evaluate_sequence_seg(res_folder: str | os.PathLike, gt_folder: str | os.Pat
     missing = sorted(set(gt_files) - set(res_files))
     if missing:
         raise ValueError(f"{res_folder} lacks result masks for frames {missing}")
-    pairs = (
-        (tifffile.imread(gt_files[t]), tifffile.imread(res_files[t])) for t in sorted(gt_files)
-    )
-    return seg_measure(pairs)
+    for t in sorted(gt_files):
+        yield t, tifffile.imread(gt_files[t]), tifffile.imread(res_files[t])
+
+
+def evaluate_sequence_seg(res_folder: str | os.PathLike, gt_folder: str | os.PathLike) -> float:
+    """SEG of one sequence from CTC folders.
+
+    Parameters
+    ----------
+    res_folder : path
+        ``<seq>_RES`` with ``maskNNN.tif``.
+    gt_folder : path
+        ``<seq>_GT`` with ``SEG/man_segNNN.tif``; every annotated frame is evaluated against
+        the result mask of the same frame index.
+
+    Returns
+    -------
+    float
+        SEG over all annotated frames.
+    """
+    return seg_measure((gt, res) for _, gt, res in _seg_pairs(res_folder, gt_folder))
+
+
+def evaluate_sequence_objects(
+    res_folder: str | os.PathLike, gt_folder: str | os.PathLike
+) -> list[dict[str, float | int | str]]:
+    """:func:`object_errors` of every annotated frame of a sequence, each row with its
+    ``frame`` (folders as in :func:`evaluate_sequence_seg`)."""
+    return [
+        {"frame": t, **row}
+        for t, gt, res in _seg_pairs(res_folder, gt_folder)
+        for row in object_errors(gt, res)
+    ]
