@@ -271,6 +271,20 @@ def test_resume_refuses_a_checkpoint_of_another_length(tmp_path, first, stop_aft
     assert (tmp_path / "c.pt").read_bytes() == before  # nothing lost
 
 
+def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
+    """A changed setting (here the learning rate) makes the checkpoint another training's: it
+    is refused, kept, and the message says how to start afresh."""
+    cfg = {**TINY, "checkpoint_every": 2}
+    run(tmp_path, cfg, stop_after=5)
+    before = (tmp_path / "c.pt").read_bytes()
+    with pytest.raises(ValueError) as err:
+        run(tmp_path, {**cfg, "lr": cfg["lr"] / 2})
+    msg = str(err.value)
+    assert msg.startswith(f"cannot resume {tmp_path / 'c.pt'}: settings ['lr'] differ from it")
+    assert f"rm -f {tmp_path / 'c.pt'} {tmp_path / 'c.prev.pt'}" in msg
+    assert (tmp_path / "c.pt").read_bytes() == before  # nothing lost
+
+
 def _truncate(path, keep=0.5):
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])

@@ -540,7 +540,11 @@ def train(
             k for k in cfg if k not in RESUME_MAY_CHANGE and cfg[k] != state["train_config"][k]
         )
         if changed:
-            raise ValueError(f"cannot resume {resumed}: settings {changed} differ from it")
+            raise ValueError(
+                f"cannot resume {resumed}: settings {changed} differ from it (it is another"
+                f" training's). Delete the checkpoints to train from iteration 0: rm -f"
+                f" {checkpoint} {previous_checkpoint(checkpoint)}"
+            )
         stale = _resume_iterations_problem(state, cfg)
         if stale:
             raise ValueError(
