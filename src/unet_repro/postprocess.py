@@ -11,9 +11,9 @@ Challenge scores instances. Two things make ``P(cell) > 0.5`` a poor cut here:
   draws every touching cell about a pixel too small.
 
 :func:`segment` therefore thresholds, labels 4-connected components, removes small ones,
-optionally splits each seed at its necks (a watershed on its distance map from the
-h-maxima of depth ``split_depth``, the classical split of touching round objects),
-grows these *seeds* into the lower-confidence region ``P > mask_threshold`` by a
+optionally splits each of these *seeds* at its necks (a watershed on its distance map
+from the h-maxima of depth ``split_depth``, the classical split of touching round objects),
+optionally grows them into the lower-confidence region ``P > mask_threshold`` by a
 watershed on :math:`-P` (a cut at a high threshold separates touching cells, the low one gives
 their extent back; each seed keeps its own basin), fills holes inside an instance and grows
 the labels by a few pixels without merging them (``skimage.segmentation.expand_labels``).
