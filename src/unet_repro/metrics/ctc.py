@@ -76,6 +76,39 @@ def _check_label_image(a: np.ndarray, what: str) -> np.ndarray:
     return a
 
 
+def _matches(gt: np.ndarray, res: np.ndarray):
+    """The ground-truth labels present, and each match R -> S (|R ∩ S| > 0.5 |R|) as arrays of
+    ground-truth label, predicted label and Jaccard index, in increasing ground-truth order."""
+    gt = _check_label_image(gt, "gt")
+    res = _check_label_image(res, "res")
+    if gt.shape != res.shape:
+        raise ValueError(f"gt shape {gt.shape} and res shape {res.shape} differ")
+    g = gt.ravel().astype(np.int64)
+    r = res.ravel().astype(np.int64)
+    ng, nr = int(g.max(initial=0)) + 1, int(r.max(initial=0)) + 1
+    if ng * nr <= _DENSE_MAX:  # small label values: a dense contingency table, no sorting
+        table = np.bincount(g * nr + r, minlength=ng * nr).reshape(ng, nr)
+        size_g, size_r = table.sum(1), table.sum(0)
+        inter = table[1:, 1:]
+        gi, ri = np.nonzero(2 * inter > size_g[1:, None])  # row-major: by ground-truth label
+        i = inter[gi, ri]
+        jaccards = i / (size_g[1:][gi] + size_r[1:][ri] - i)
+        return np.nonzero(size_g[1:])[0] + 1, gi + 1, ri + 1, jaccards
+    gt_ids, g_idx = np.unique(g, return_inverse=True)
+    res_ids, r_idx = np.unique(r, return_inverse=True)
+    # contingency table over the labels present (sparse: pairs that occur)
+    key = g_idx.astype(np.int64) * res_ids.size + r_idx
+    pairs, inter = np.unique(key, return_counts=True)
+    gi, ri = pairs // res_ids.size, pairs % res_ids.size
+    size_g = np.bincount(g_idx, minlength=gt_ids.size)
+    size_r = np.bincount(r_idx, minlength=res_ids.size)
+    keep = (gt_ids[gi] != 0) & (res_ids[ri] != 0) & (2 * inter > size_g[gi])
+    gi, ri, inter = gi[keep], ri[keep], inter[keep]
+    # pairs are sorted by ground-truth label first: the order of py-ctcmetrics
+    union = size_g[gi] + size_r[ri] - inter
+    return gt_ids[gt_ids != 0], gt_ids[gi], res_ids[ri], inter / union
+
+
 def matched_jaccards(gt: np.ndarray, res: np.ndarray) -> tuple[np.ndarray, int]:
     """Jaccard indices of the matched ground-truth objects of one frame.
 
@@ -94,34 +127,8 @@ def matched_jaccards(gt: np.ndarray, res: np.ndarray) -> tuple[np.ndarray, int]:
     n_gt : int
         Number of ground-truth objects (labels > 0) in the frame.
     """
-    gt = _check_label_image(gt, "gt")
-    res = _check_label_image(res, "res")
-    if gt.shape != res.shape:
-        raise ValueError(f"gt shape {gt.shape} and res shape {res.shape} differ")
-    g = gt.ravel().astype(np.int64)
-    r = res.ravel().astype(np.int64)
-    ng, nr = int(g.max(initial=0)) + 1, int(r.max(initial=0)) + 1
-    if ng * nr <= _DENSE_MAX:  # small label values: a dense contingency table, no sorting
-        table = np.bincount(g * nr + r, minlength=ng * nr).reshape(ng, nr)
-        size_g, size_r = table.sum(1), table.sum(0)
-        inter = table[1:, 1:]
-        gi, ri = np.nonzero(2 * inter > size_g[1:, None])  # row-major: by ground-truth label
-        i = inter[gi, ri]
-        return i / (size_g[1:][gi] + size_r[1:][ri] - i), int(np.count_nonzero(size_g[1:]))
-    gt_ids, g_idx = np.unique(g, return_inverse=True)
-    res_ids, r_idx = np.unique(r, return_inverse=True)
-    n_gt = int(np.count_nonzero(gt_ids))
-    # contingency table over the labels present (sparse: pairs that occur)
-    key = g_idx.astype(np.int64) * res_ids.size + r_idx
-    pairs, inter = np.unique(key, return_counts=True)
-    gi, ri = pairs // res_ids.size, pairs % res_ids.size
-    size_g = np.bincount(g_idx, minlength=gt_ids.size)
-    size_r = np.bincount(r_idx, minlength=res_ids.size)
-    keep = (gt_ids[gi] != 0) & (res_ids[ri] != 0) & (2 * inter > size_g[gi])
-    gi, ri, inter = gi[keep], ri[keep], inter[keep]
-    # pairs are sorted by ground-truth label first: the order of py-ctcmetrics
-    union = size_g[gi] + size_r[ri] - inter
-    return inter / union, n_gt
+    present, _, _, jaccards = _matches(gt, res)
+    return jaccards, int(present.size)
 
 
 def seg_score(gt: np.ndarray, res: np.ndarray) -> tuple[float, int]:
@@ -192,26 +199,11 @@ def object_errors(gt: np.ndarray, res: np.ndarray) -> list[dict[str, float | int
         ``label``, ``match`` (predicted label, 0 when missed), ``jaccard`` and ``category``
         per ground-truth object, in increasing order of the ground-truth label.
     """
-    gt = _check_label_image(gt, "gt")
-    res = _check_label_image(res, "res")
-    if gt.shape != res.shape:
-        raise ValueError(f"gt shape {gt.shape} and res shape {res.shape} differ")
-    g = gt.ravel().astype(np.int64)
-    r = res.ravel().astype(np.int64)
-    labels = np.unique(g[g > 0])
-    if labels.size == 0:
-        return []
-    inside = g > 0
-    pairs, inter = np.unique(np.stack([g[inside], r[inside]]), axis=1, return_counts=True)
-    size_g = dict(zip(*np.unique(g[inside], return_counts=True), strict=True))
-    size_r = dict(zip(*np.unique(r[r > 0], return_counts=True), strict=True))
-    match: dict[int, tuple[int, float]] = {}
-    for (lg, lr), i in zip(pairs.T.tolist(), inter.tolist(), strict=True):
-        if lr > 0 and 2 * i > size_g[lg]:  # at most one such S per R
-            match[lg] = (lr, i / (size_g[lg] + size_r[lr] - i))
-    owners = np.bincount([m for m, _ in match.values()], minlength=1)
+    present, gl, rl, jaccards = _matches(gt, res)
+    match = {g: (r, j) for g, r, j in zip(gl.tolist(), rl.tolist(), jaccards.tolist(), strict=True)}
+    owners = np.bincount(rl, minlength=1)
     out = []
-    for lg in labels.tolist():
+    for lg in present.tolist():
         lr, jac = match.get(lg, (0, 0.0))
         category = "missed" if lr == 0 else ("merged" if owners[lr] > 1 else "matched")
         out.append({"label": lg, "match": lr, "jaccard": float(jac), "category": category})
