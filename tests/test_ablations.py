@@ -15,6 +15,7 @@ from unet_repro.ablations import (
     ablation_rows,
     check_overlays,
     deep_merge,
+    model_config,
     selected_variants,
     stage_root,
     to_markdown,
@@ -36,6 +37,8 @@ CONFIG = {
         "no_elastic": {"train": {"augment": {"elastic": False}}},
         "tta_none": {"predict": {"transforms": {"isbi2012": ["identity"]}}},
         "hela_longer": {"train_overrides": {"DIC-C2DH-HeLa": {"iterations": 200}}},
+        "u373_wide": {"model_overrides": {"PhC-C2DH-U373": {"base_channels": 24}}},
+        "u373_same": {"model_overrides": {"PhC-C2DH-U373": {"base_channels": 16}}},
         "no_ignore": {"weights": {"unannotated": "background"}},
         "ctc_fixed": {"evaluate": {"ctc_postprocess": "fixed"}},
     },
@@ -79,6 +82,9 @@ def test_good_overlays_pass():
         ("tta_none", "DIC-C2DH-HeLa", None),  # changes the ISBI transforms only
         ("hela_longer", "DIC-C2DH-HeLa", "train"),
         ("hela_longer", "isbi2012", None),
+        ("u373_wide", "PhC-C2DH-U373", "train"),
+        ("u373_wide", "DIC-C2DH-HeLa", None),  # another dataset's network
+        ("u373_same", "PhC-C2DH-U373", None),  # the override equals `model`
         ("no_ignore", "DIC-C2DH-HeLa", "weights"),
         ("no_ignore", "isbi2012", None),  # ISBI has no partially annotated frames
         ("ctc_fixed", "PhC-C2DH-U373", "evaluate"),
@@ -104,6 +110,14 @@ def test_a_tile_size_of_one_dataset_re_predicts_that_dataset_only():
     )
     for dataset in ("isbi2012", "PhC-C2DH-U373"):  # still 572 there: the full method's files
         assert stage_root(config, "hela_tile", "predict", dataset) == "results"
+
+
+def test_model_config_updates_model_for_one_dataset():
+    config = {**CONFIG, "model_overrides": {"PhC-C2DH-U373": {"base_channels": 24}}}
+    assert model_config(config, "PhC-C2DH-U373") == {"variant": "paper", "base_channels": 24}
+    assert model_config(config, "isbi2012") == CONFIG["model"]
+    assert config["model"] == {"variant": "paper", "base_channels": 16}  # not changed in place
+    assert model_config({}, "isbi2012") == {}
 
 
 def test_unknown_variant_names_the_defined_ones():

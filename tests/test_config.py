@@ -59,6 +59,22 @@ def test_wrong_value_names_the_key():
         validate(cfg, str(SCHEMA))
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"train_overrides": {"DIC-HeLa": {"iterations": 10}}},  # not a dataset's name
+        {"model_overrides": {"HeLa": {"base_channels": 8}}},
+        {"model_overrides": {"DIC-C2DH-HeLa": {"base_channel": 8}}},  # not a model setting
+        {"model_overrides": {"DIC-C2DH-HeLa": {"base_channels": 0}}},
+    ],
+)
+def test_per_dataset_overrides_name_a_dataset_and_its_settings(overrides):
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    validate({**cfg, "model_overrides": {"DIC-C2DH-HeLa": {"base_channels": 24}}}, str(SCHEMA))
+    with pytest.raises(Exception, match="HeLa|base_channel"):
+        validate({**cfg, **overrides}, str(SCHEMA))
+
+
 def test_tile_size_is_one_size_or_one_per_dataset():
     assert tile_size_for({"tile_size": 636}, "isbi2012") == 636
     assert tile_size_for({}, "isbi2012") == PAPER_TILE == 572

@@ -68,5 +68,6 @@ def test_cpu_configurations_with_device_auto_pass(name):
         + [o.get("iterations", 0) for o in cfg["train_overrides"].values()]
     )
     train = check_train_config({**cfg["train"], "iterations": iterations})
-    model = UNet(**cfg["model"])
-    assert cpu_check.auto_device_check(model, train, cuda_available=False) is None
+    for override in [{}, *(cfg.get("model_overrides") or {}).values()]:  # each dataset's network
+        model = UNet(**{**cfg["model"], **override})
+        assert cpu_check.auto_device_check(model, train, cuda_available=False) is None

@@ -138,6 +138,20 @@ def test_ablations_train_only_what_differs(tmp_path):
     assert not any("ablations/tta_none/predictions/PhC" in ln for ln in lines)
 
 
+def test_model_override_reaches_that_datasets_training_only(tmp_path):
+    cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    cfg["model_overrides"] = {"PhC-C2DH-U373": {"base_channels": 7}}
+    (tmp_path / "wide.yaml").write_text(yaml.safe_dump(cfg))
+    out = snakemake(tmp_path, "-n", "-p", "--configfile", str(tmp_path / "wide.yaml")).stdout
+    commands = [ln for ln in out.splitlines() if "--model-config" in ln]
+    u373 = [ln for ln in commands if "PhC-C2DH-U373" in ln]
+    others = [ln for ln in commands if "PhC-C2DH-U373" not in ln]
+    assert u373 and others
+    assert all('"base_channels": 7' in ln for ln in u373)
+    width = cfg["model"]["base_channels"]
+    assert all(f'"base_channels": {width}' in ln and width != 7 for ln in others)
+
+
 def test_tile_size_per_dataset_reaches_the_predictions(tmp_path):
     cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
     cfg["predict"]["tile_size"] = {"PhC-C2DH-U373": 124}  # the others: 572

@@ -41,7 +41,15 @@ from .provenance import steps_of
 from .tables import html_page, latex_escape, latex_notes, mean_sd
 
 #: Configuration sections a variant may change.
-OVERLAY_SECTIONS = ("weights", "model", "train", "train_overrides", "predict", "evaluate")
+OVERLAY_SECTIONS = (
+    "weights",
+    "model",
+    "model_overrides",
+    "train",
+    "train_overrides",
+    "predict",
+    "evaluate",
+)
 #: The workflow's stages, in order; each stage's key contains those of the stages before it.
 STAGES = ("weights", "train", "predict", "evaluate")
 #: Name of the main run in the table.
@@ -135,6 +143,13 @@ def changes(overlay: Mapping[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
+def model_config(config: Mapping[str, Any], dataset: str) -> dict[str, Any]:
+    """The network settings of ``dataset``: ``model`` updated by ``model_overrides[dataset]``."""
+    model = dict(config.get("model") or {})
+    model.update((config.get("model_overrides") or {}).get(dataset, {}))
+    return model
+
+
 def stage_key(config: Mapping[str, Any], stage: str, dataset: str) -> str:
     """The settings that determine ``stage``'s outputs for ``dataset`` (a JSON string).
 
@@ -142,7 +157,8 @@ def stage_key(config: Mapping[str, Any], stage: str, dataset: str) -> str:
     ``evaluate.ctc_*`` keys for ISBI, the other ``evaluate`` keys for the CTC data), so a
     variant that changes only those reuses the full method's files for that dataset.
 
-    weights: ``weights``; train: + ``model``, ``train`` updated by ``train_overrides[dataset]``;
+    weights: ``weights``; train: + ``model`` updated by ``model_overrides[dataset]``
+    (:func:`model_config`), ``train`` updated by ``train_overrides[dataset]``;
     predict: + ``predict`` with this dataset's transforms only; evaluate: + ``evaluate``.
     """
     if stage not in STAGES:
@@ -154,7 +170,7 @@ def stage_key(config: Mapping[str, Any], stage: str, dataset: str) -> str:
     if STAGES.index(stage) >= 1:
         train = dict(config.get("train", {}))
         train.update((config.get("train_overrides") or {}).get(dataset, {}))
-        key.update(model=config.get("model", {}), train=train)
+        key.update(model=model_config(config, dataset), train=train)
     if STAGES.index(stage) >= 2:
         predict = {k: v for k, v in config.get("predict", {}).items() if k != "transforms"}
         predict["transforms"] = (config.get("predict", {}).get("transforms") or {}).get(dataset)

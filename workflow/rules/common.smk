@@ -17,6 +17,7 @@ sys.path.insert(0, str(REPO / "src"))
 from unet_repro.ablations import (
     FULL,
     check_overlays,
+    model_config,
     selected_variants,
     stage_root,
     variant_config,
@@ -286,7 +287,7 @@ def train_args(wildcards):
     settings = cfg(wildcards)
     train = train_config(wildcards.dataset, wildcards.seed, settings)
     args = [
-        f"--model-config {shlex.quote(json.dumps(settings['model']))}",
+        f"--model-config {shlex.quote(json.dumps(model_config(settings, wildcards.dataset)))}",
         f"--train-config {shlex.quote(json.dumps(train))}",
     ]
     if wildcards.dataset == ISBI:
