@@ -3,7 +3,8 @@
 
 Instances = connected components of ``P(cell) > threshold`` (4-connected; components below
 ``--min-size`` pixels removed, split at necks with ``--split-depth``, grown by a watershed
-into ``P > --mask-threshold``, holes filled with ``--fill-holes``, labels grown by
+into ``P > --mask-threshold`` whose unseeded components are kept with ``--keep-unseeded``,
+holes filled with ``--fill-holes``, labels grown by
 ``--expand`` pixels;
 ``unet_repro.postprocess.segment``), with the settings given or read from
 ``--postprocess`` (chosen on the training sequence by select_ctc.py). Writes the CTC result
@@ -72,6 +73,12 @@ def main() -> None:
         help="grow the instances by a watershed on -P into P > this (below --threshold)",
     )
     parser.add_argument(
+        "--keep-unseeded",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="with --mask-threshold: keep the mask's components without a seed as instances",
+    )
+    parser.add_argument(
         "--split-depth",
         type=float,
         default=None,
@@ -85,7 +92,7 @@ def main() -> None:
     parser.add_argument(
         "--postprocess",
         type=Path,
-        help="JSON of select_ctc.py: its settings replace the six above",
+        help="JSON of select_ctc.py: its settings replace the seven above",
     )
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--sequence", required=True)
@@ -116,6 +123,7 @@ def main() -> None:
         chosen = json.loads(args.postprocess.read_text())
         chosen.setdefault("mask_threshold", None)  # files written before seeded growth
         chosen.setdefault("split_depth", None)  # and before the split at necks
+        chosen.setdefault("keep_unseeded", False)  # and before unseeded components
         missing = sorted(set(settings) - set(chosen))
         if missing:
             raise DataError(f"{args.postprocess}: lacks {', '.join(missing)}")

@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Choose how CTC instances are cut from P(cell), on frames of the training sequence(s).
 
-Tries every combination of threshold, seeded growth, minimum size, split at necks, hole
-filling and label growth (``unet_repro.postprocess``) and keeps the one with the best SEG on
+Tries every combination of threshold, seeded growth (keeping unseeded components or not),
+minimum size, split at necks, hole filling and label growth (``unet_repro.postprocess``) and
+keeps the one with the best SEG on
 
 * ``--on unseen`` (default): the selection frames of the split's training sequence(s), frames
   without gold truth that no configuration trains on (``--frames``: the weights rule's

@@ -71,25 +71,50 @@ def test_selection_equals_exhaustive_search_and_prefers_growing_back():
     grid = {
         "threshold": [0.3, 0.5, 0.85],
         "mask_threshold": [None, 0.5],
+        "keep_unseeded": [False, True],
         "min_size": [0, 20],
         "expand": [0, 1, 2],
         "fill_holes": [False, True],
     }
     best, rows = select_postprocessing(probs, truths, grid)
-    # mask threshold 0.5 is no growth below a seed threshold of 0.3 or 0.5: skipped there
-    assert len(rows) == (3 + 1) * 2 * 3 * 2
+    # mask threshold 0.5 is no growth below a seed threshold of 0.3 or 0.5: skipped there;
+    # without growth there is nothing unseeded to keep: keep_unseeded True skipped too
+    assert len(rows) == (3 + 1 * 2) * 2 * 3 * 2
     # brute force: every candidate scored with the SEG measure itself
     scores = {}
-    for t, mt, m, e, f in itertools.product(*grid.values()):
-        if mt is None or mt < t:
-            res = [segment(p, t, m, e, f, mask_threshold=mt) for p in probs]
-            scores[(t, mt, m, e, f)] = seg_measure(zip(truths, res, strict=True))
+    for t, mt, k, m, e, f in itertools.product(*grid.values()):
+        if (mt is None and not k) or (mt is not None and mt < t):
+            res = [segment(p, t, m, e, f, mask_threshold=mt, keep_unseeded=k) for p in probs]
+            scores[(t, mt, k, m, e, f)] = seg_measure(zip(truths, res, strict=True))
+    assert len(scores) == len(rows)
     for r in rows:
-        key = (r["threshold"], r["mask_threshold"], r["min_size"], r["expand"], r["fill_holes"])
+        key = tuple(r[k] for k in grid)
         assert r["seg"] == pytest.approx(scores[key], abs=1e-12)
     assert best["seg"] == pytest.approx(max(scores.values()), abs=1e-12)
     assert best["expand"] == 1 or best["mask_threshold"] is not None  # grows the pixel back
-    assert best["seg"] > scores[(0.5, None, 0, 0, False)] + 0.05  # better than P > 0.5 alone
+    assert best["seg"] > scores[(0.5, None, False, 0, 0, False)] + 0.05  # better than P > 0.5
+
+
+def test_keep_unseeded_keeps_cells_below_the_seed_threshold():
+    p = np.zeros((30, 40))
+    p[2:12, 2:12] = 0.6  # a seeded cell: its core reaches the seed threshold
+    p[5:9, 5:9] = 0.95
+    p[2:12, 20:30] = 0.7  # a cell that never reaches it
+    p[20:23, 30:33] = 0.7  # 9 pixels, below min_size
+    kw = {"threshold": 0.9, "mask_threshold": 0.5, "min_size": 10}
+    dropped = segment(p, **kw)
+    kept = segment(p, **kw, keep_unseeded=True)
+    assert dropped.max() == 1 and (dropped[2:12, 20:30] == 0).all()
+    assert kept.max() == 2 and len(np.unique(kept[2:12, 20:30])) == 1 and kept[5, 25] == 2
+    assert (kept[20:23, 30:33] == 0).all()  # min_size applies to unseeded components too
+    np.testing.assert_array_equal(kept[:, :15], dropped[:, :15])  # the seeded cell unchanged
+    assert (kept[2:12, 2:12] == 1).all()  # grown from its seed into P > 0.5
+    # without growth (no mask, or mask >= threshold) there is nothing to keep
+    for mask in (None, 0.9):
+        np.testing.assert_array_equal(
+            segment(p, 0.9, mask_threshold=mask, keep_unseeded=True),
+            segment(p, 0.9, mask_threshold=mask),
+        )
 
 
 def test_grid_validation():
@@ -98,6 +123,8 @@ def test_grid_validation():
         check_grid({"thresh": [0.5]})
     with pytest.raises(ValueError, match="thresholds"):
         check_grid({"threshold": [1.5]})
+    with pytest.raises(ValueError, match="keep_unseeded"):
+        check_grid({"keep_unseeded": ["yes"]})
     with pytest.raises(ValueError, match="same, non-zero"):
         select_postprocessing([], [])
     with pytest.raises(ValueError, match="no object"):

@@ -202,6 +202,13 @@ def test_table2_postprocessing_column():
     full = {"threshold": 0.62, "min_size": 30, "expand": 1, "fill_holes": True}
     assert postprocessing(full) == "p > 0.62, min 30 px, +1 px, holes filled"
     assert postprocessing({"threshold": 0.5, "min_size": 0}) == "p > 0.5"  # older json
+    grown = {"threshold": 0.95, "mask_threshold": 0.5, "keep_unseeded": True, "split_depth": 24}
+    assert postprocessing(grown) == (
+        "p > 0.95, grown into p > 0.5, unseeded kept, split at necks of 24 px"
+    )
+    assert postprocessing({**grown, "keep_unseeded": False, "split_depth": None}) == (
+        "p > 0.95, grown into p > 0.5"
+    )
     same = [
         _seg("PhC-C2DH-U373", "train01", "02", 0.9, min_size=30),
         _seg("DIC-C2DH-HeLa", "train01", "02", 0.7, min_size=30),

@@ -483,11 +483,15 @@ def test_instance_selection_never_reads_the_heldout_sequence(tmp_path, mirror, o
 
 
 def test_fixed_postprocessing_reaches_evaluate_ctc(tmp_path, mirror):
-    """`ctc_postprocess: fixed`: the ctc_* values, the split at necks among them, are the
-    arguments of evaluate_ctc, and nothing is selected."""
+    """`ctc_postprocess: fixed`: the ctc_* values, the split at necks and the unseeded
+    components among them, are the arguments of evaluate_ctc, and nothing is selected."""
     cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
     cfg["evaluate"].update(
-        ctc_postprocess="fixed", ctc_threshold=0.7, ctc_mask_threshold=0.4, ctc_split_depth=3
+        ctc_postprocess="fixed",
+        ctc_threshold=0.7,
+        ctc_mask_threshold=0.4,
+        ctc_keep_unseeded=True,
+        ctc_split_depth=3,
     )
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     configs = ["--configfile", str(tmp_path / "cfg.yaml"), "--config", f"mirror={mirror}"]
@@ -498,6 +502,7 @@ def test_fixed_postprocessing_reaches_evaluate_ctc(tmp_path, mirror):
     for line in evaluate:
         assert "--threshold 0.7 " in line and "--mask-threshold 0.4" in line
         assert "--split-depth 3" in line and "--postprocess" not in line
+        assert "--keep-unseeded" in line
 
 
 def _results_without_times(root: Path) -> dict[str, object]:

@@ -15,7 +15,9 @@ optionally splits each of these *seeds* at its necks (a watershed on its distanc
 from the h-maxima of depth ``split_depth``, the classical split of touching round objects),
 optionally grows them into the lower-confidence region ``P > mask_threshold`` by a
 watershed on :math:`-P` (a cut at a high threshold separates touching cells, the low one gives
-their extent back; each seed keeps its own basin), fills holes inside an instance and grows
+their extent back; each seed keeps its own basin), optionally keeps the components of that
+region that hold no seed as instances of their own (``keep_unseeded``: a cell whose P(cell)
+never reaches the high threshold is not lost), fills holes inside an instance and grows
 the labels by a few pixels without merging them (``skimage.segmentation.expand_labels``).
 :func:`select_postprocessing` picks these settings
 by the SEG measure on frames of the *training* sequence(s): it is given those frames only,
@@ -51,12 +53,21 @@ __all__ = [
 ]
 
 #: The settings of :func:`segment`, in the order of the selection's rows.
-KEYS = ("threshold", "mask_threshold", "min_size", "split_depth", "expand", "fill_holes")
+KEYS = (
+    "threshold",
+    "mask_threshold",
+    "keep_unseeded",
+    "min_size",
+    "split_depth",
+    "expand",
+    "fill_holes",
+)
 
 #: Candidate settings of :func:`select_postprocessing` (config ``evaluate.ctc_select``).
 DEFAULT_GRID: dict[str, list] = {
     "threshold": [round(0.3 + 0.05 * i, 2) for i in range(14)],  # 0.3 .. 0.95
     "mask_threshold": [None, 0.25, 0.5],  # None: no seeded growth
+    "keep_unseeded": [False, True],  # with seeded growth: unseeded components kept
     "min_size": [0, 100],
     "split_depth": [None],  # None: no split at necks
     "expand": [0, 1, 2],
@@ -82,6 +93,8 @@ def check_grid(grid: Mapping[str, Sequence] | None) -> dict[str, list]:
         raise ValueError("min_size and expand must be >= 0")
     if any(d is not None and not d > 0 for d in out["split_depth"]):
         raise ValueError("split depths must be None or > 0 (pixels)")
+    if any(not isinstance(k, bool | np.bool_) for k in out["keep_unseeded"]):
+        raise ValueError("keep_unseeded takes true/false")
     return out
 
 
@@ -148,28 +161,35 @@ def segment(
     fill_holes: bool = False,
     mask_threshold: float | None = None,
     split_depth: float | None = None,
+    keep_unseeded: bool = False,
 ) -> np.ndarray:
     """Instances from a P(cell) map.
 
     ``P > threshold``, 4-connected components, components below ``min_size`` pixels removed,
     each split at its necks with ``split_depth`` (:func:`split_at_necks`; None: no split);
     with ``mask_threshold`` below ``threshold`` these seeds are grown by a watershed on
-    :math:`-P` into ``P > mask_threshold`` (4-connected; regions of the mask without a seed
-    stay background); holes inside an instance filled (``fill_holes``), then every label grown
-    by ``expand`` pixels into the background (never into another label; ``skimage.
-    segmentation.expand_labels``). Returns uint16 labels, 0 = background.
+    :math:`-P` into ``P > mask_threshold`` (4-connected; the components of the mask without a
+    seed stay background, or with ``keep_unseeded`` become instances themselves, those of at
+    least ``min_size`` pixels); holes inside an instance filled (``fill_holes``), then every
+    label grown by ``expand`` pixels into the background (never into another label;
+    ``skimage.segmentation.expand_labels``). Returns uint16 labels, 0 = background.
     """
-    lab = _seeds(p_cell, threshold, min_size, mask_threshold, split_depth)
+    lab = _seeds(p_cell, threshold, min_size, mask_threshold, split_depth, keep_unseeded)
     return _finish(lab, expand, fill_holes)
 
 
-def _seeds(p_cell, threshold, min_size, mask_threshold, split_depth=None):
+def _seeds(p_cell, threshold, min_size, mask_threshold, split_depth=None, keep_unseeded=False):
     lab = instances_from_probability(p_cell, threshold, int(min_size))
     if split_depth is not None:
         lab = split_at_necks(lab, split_depth)
-    if mask_threshold is not None and mask_threshold < threshold and lab.any():
-        p = np.asarray(p_cell, dtype=np.float64)
+    if mask_threshold is None or mask_threshold >= threshold:
+        return lab
+    p = np.asarray(p_cell, dtype=np.float64)
+    if lab.any():
         lab = watershed(-p, lab, mask=p > mask_threshold, connectivity=1)
+    if keep_unseeded:  # the mask's components that no seed reached
+        rest = instances_from_probability(np.where(lab == 0, p, 0.0), mask_threshold, int(min_size))
+        lab = np.where(rest > 0, rest.astype(np.int64) + int(lab.max()), lab)
     return lab
 
 
@@ -201,8 +221,8 @@ def select_postprocessing(
     Returns
     -------
     best : dict
-        ``threshold``, ``mask_threshold``, ``min_size``, ``expand``, ``fill_holes`` and ``seg``
-        (on these frames). Ties go to the first candidate in grid order.
+        The settings of :data:`KEYS` and ``seg`` (on these frames). Ties go to the first
+        candidate in grid order.
     rows : list of dict
         Every candidate with its SEG.
     """
@@ -215,12 +235,18 @@ def select_postprocessing(
     # consecutive ground-truth labels keep matched_jaccards' contingency tables small
     truths = [relabel_sequential(np.asarray(t))[0] for t in truths]
     totals: dict[tuple, float] = {}
-    for threshold, mask_threshold, min_size, split_depth in itertools.product(
-        grid["threshold"], grid["mask_threshold"], grid["min_size"], grid["split_depth"]
+    for threshold, mask_threshold, keep, min_size, split_depth in itertools.product(
+        grid["threshold"],
+        grid["mask_threshold"],
+        grid["keep_unseeded"],
+        grid["min_size"],
+        grid["split_depth"],
     ):
         if mask_threshold is not None and mask_threshold >= threshold:
             continue  # no growth: the same as mask_threshold None
-        seeds = [_seeds(p, threshold, min_size, mask_threshold, split_depth) for p in probs]
+        if keep and mask_threshold is None:
+            continue  # no mask, no unseeded components: the same as keep_unseeded False
+        seeds = [_seeds(p, threshold, min_size, mask_threshold, split_depth, keep) for p in probs]
         for fill in grid["fill_holes"]:
             sums = dict.fromkeys(grid["expand"], 0.0)
             for s, truth in zip(seeds, truths, strict=True):
@@ -232,7 +258,7 @@ def select_postprocessing(
                     res = np.where(dist <= expand, nearest, 0) if expand else lab
                     sums[expand] += float(np.sum(matched_jaccards(truth, res)[0]))
             for expand, total in sums.items():
-                key = (threshold, mask_threshold, min_size, split_depth, expand, fill)
+                key = (threshold, mask_threshold, keep, min_size, split_depth, expand, fill)
                 totals[key] = total / n_gt
     rows = [dict(zip(KEYS, key, strict=True), seg=seg) for key, seg in totals.items()]
     best_key = max(totals, key=totals.get)  # first maximum in grid order (dicts keep order)

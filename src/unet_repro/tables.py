@@ -234,13 +234,18 @@ def postprocessing(scores: dict) -> str:
     """The post-processing of a CTC score, e.g. "p > 0.62, min 30 px, +1 px, holes filled".
 
     ``threshold`` always; ``mask_threshold`` (seeds grown by a watershed into ``p >`` it),
-    ``min_size`` (smallest object kept), ``expand`` (pixels the labels
-    are grown back by) and ``fill_holes`` when given and not 0/False (older score files have
-    only threshold and min_size).
+    ``keep_unseeded`` (that region's components without a seed kept), ``min_size`` (smallest
+    object kept), ``split_depth`` (split at necks), ``expand`` (pixels the labels are grown back
+    by) and ``fill_holes`` when given and not 0/False/None (older score files have only
+    threshold and min_size).
     """
     parts = [f"p > {scores['threshold']:g}"]
     if scores.get("mask_threshold") is not None:
         parts.append(f"grown into p > {scores['mask_threshold']:g}")
+        if scores.get("keep_unseeded"):
+            parts.append("unseeded kept")
+    if scores.get("split_depth") is not None:
+        parts.append(f"split at necks of {scores['split_depth']:g} px")
     if scores.get("min_size"):
         parts.append(f"min {scores['min_size']} px")
     if scores.get("expand"):

@@ -355,6 +355,7 @@ def ctc_postprocess_args(wildcards, input):
             if ev["ctc_mask_threshold"] is not None
             else ""
         )
+        + (" --keep-unseeded" if ev["ctc_keep_unseeded"] else "")
         + (
             f" --split-depth {ev['ctc_split_depth']}"
             if ev["ctc_split_depth"] is not None
