@@ -14,8 +14,8 @@ from unet_repro.ablations import (
     FULL,
     ablation_rows,
     check_overlays,
+    dataset_settings,
     deep_merge,
-    model_config,
     selected_variants,
     stage_root,
     to_markdown,
@@ -112,12 +112,13 @@ def test_a_tile_size_of_one_dataset_re_predicts_that_dataset_only():
         assert stage_root(config, "hela_tile", "predict", dataset) == "results"
 
 
-def test_model_config_updates_model_for_one_dataset():
+def test_dataset_settings_update_model_for_one_dataset():
     config = {**CONFIG, "model_overrides": {"PhC-C2DH-U373": {"base_channels": 24}}}
-    assert model_config(config, "PhC-C2DH-U373") == {"variant": "paper", "base_channels": 24}
-    assert model_config(config, "isbi2012") == CONFIG["model"]
+    model = dataset_settings(config, "model", "PhC-C2DH-U373")
+    assert model == {"variant": "paper", "base_channels": 24}
+    assert dataset_settings(config, "model", "isbi2012") == CONFIG["model"]
     assert config["model"] == {"variant": "paper", "base_channels": 16}  # not changed in place
-    assert model_config({}, "isbi2012") == {}
+    assert dataset_settings({}, "model", "isbi2012") == {}
 
 
 def test_unknown_variant_names_the_defined_ones():

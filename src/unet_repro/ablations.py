@@ -143,11 +143,12 @@ def changes(overlay: Mapping[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
-def model_config(config: Mapping[str, Any], dataset: str) -> dict[str, Any]:
-    """The network settings of ``dataset``: ``model`` updated by ``model_overrides[dataset]``."""
-    model = dict(config.get("model") or {})
-    model.update((config.get("model_overrides") or {}).get(dataset, {}))
-    return model
+def dataset_settings(config: Mapping[str, Any], section: str, dataset: str) -> dict[str, Any]:
+    """``config[section]`` for ``dataset``: updated by ``<section>_overrides[dataset]``
+    (``model`` by ``model_overrides``, ``train`` by ``train_overrides``); a new dict."""
+    out = dict(config.get(section) or {})
+    out.update((config.get(f"{section}_overrides") or {}).get(dataset, {}))
+    return out
 
 
 def stage_key(config: Mapping[str, Any], stage: str, dataset: str) -> str:
@@ -157,8 +158,8 @@ def stage_key(config: Mapping[str, Any], stage: str, dataset: str) -> str:
     ``evaluate.ctc_*`` keys for ISBI, the other ``evaluate`` keys for the CTC data), so a
     variant that changes only those reuses the full method's files for that dataset.
 
-    weights: ``weights``; train: + ``model`` updated by ``model_overrides[dataset]``
-    (:func:`model_config`), ``train`` updated by ``train_overrides[dataset]``;
+    weights: ``weights``; train: + ``model`` and ``train``, each updated by its overrides for
+    the dataset (:func:`dataset_settings`);
     predict: + ``predict`` with this dataset's transforms only; evaluate: + ``evaluate``.
     """
     if stage not in STAGES:
@@ -168,9 +169,10 @@ def stage_key(config: Mapping[str, Any], stage: str, dataset: str) -> str:
         weights = {k: v for k, v in weights.items() if k not in CTC_ONLY_WEIGHTS}
     key: dict[str, Any] = {"weights": weights}
     if STAGES.index(stage) >= 1:
-        train = dict(config.get("train", {}))
-        train.update((config.get("train_overrides") or {}).get(dataset, {}))
-        key.update(model=model_config(config, dataset), train=train)
+        key.update(
+            model=dataset_settings(config, "model", dataset),
+            train=dataset_settings(config, "train", dataset),
+        )
     if STAGES.index(stage) >= 2:
         predict = {k: v for k, v in config.get("predict", {}).items() if k != "transforms"}
         predict["transforms"] = (config.get("predict", {}).get("transforms") or {}).get(dataset)

@@ -17,7 +17,7 @@ sys.path.insert(0, str(REPO / "src"))
 from unet_repro.ablations import (
     FULL,
     check_overlays,
-    model_config,
+    dataset_settings,
     selected_variants,
     stage_root,
     variant_config,
@@ -277,8 +277,7 @@ def prediction_dir(wildcards):
 def train_config(dataset, seed, settings=None):
     """Training settings of a dataset (with its overrides) for one seed."""
     settings = settings or config
-    cfg = dict(settings["train"])
-    cfg.update(settings["train_overrides"].get(dataset, {}))
+    cfg = dataset_settings(settings, "train", dataset)
     cfg["seed"] = int(seed)
     return cfg
 
@@ -286,8 +285,9 @@ def train_config(dataset, seed, settings=None):
 def train_args(wildcards):
     settings = cfg(wildcards)
     train = train_config(wildcards.dataset, wildcards.seed, settings)
+    model = dataset_settings(settings, "model", wildcards.dataset)
     args = [
-        f"--model-config {shlex.quote(json.dumps(model_config(settings, wildcards.dataset)))}",
+        f"--model-config {shlex.quote(json.dumps(model))}",
         f"--train-config {shlex.quote(json.dumps(train))}",
     ]
     if wildcards.dataset == ISBI:
