@@ -11,9 +11,10 @@ augmentation of ``config/quick.yaml``:
     serial            sampling then step, as ``train`` runs on the CPU (``workers: 0``), ms
     prefetch thread   the next tiles sampled in a Python thread while the step runs, ms
 
-``--layouts`` adds the step alone in two other CPU modes, each on a fresh network: NHWC
-(``channels_last``, model and input) and bfloat16 autocast of the forward pass (both are
-CUDA-only settings of ``train``; this shows whether they would pay on a CPU).
+``--layouts`` adds the step alone in three other CPU modes, each on a fresh network: NHWC
+(``channels_last``, model and input), bfloat16 autocast of the forward pass, and both
+together (``train.amp: true`` with ``channels_last: auto``, what ``amp: auto`` does on a CPU
+with AMX-BF16 or AVX512-BF16; this shows whether they pay on this CPU).
 
 Usage: python benchmarks/bench_train_step.py [--base-channels 16] [--iterations 12] [--layouts]
 """
@@ -92,11 +93,15 @@ def main() -> None:
     rows = [
         ("tile sampling", sampling),
         ("torch step", torch_step),
-        ("serial (train today)", serial),
+        ("serial (train, float32)", serial),
         ("prefetch thread", prefetch),
     ]
     if args.layouts:
-        for name, nhwc, bf16 in [("channels_last", True, False), ("bf16 autocast", False, True)]:
+        for name, nhwc, bf16 in [
+            ("channels_last", True, False),
+            ("bf16 autocast", False, True),
+            ("bf16 autocast, channels_last", True, True),
+        ]:
             net = UNet(base_channels=args.base_channels)
             if nhwc:
                 net = net.to(memory_format=torch.channels_last)

@@ -17,8 +17,18 @@ from _common import run, setup_logging
 from unet_repro.datasets import parse_indices, read_frames
 from unet_repro.inference import predict_volume, resolve_transforms
 from unet_repro.io import read_npz, write_tiff
+from unet_repro.precision import describe as describe_precision
+from unet_repro.precision import resolve as resolve_precision
 from unet_repro.provenance import record
 from unet_repro.train import load_model, normalize
+
+
+def setting(text: str) -> bool | str:
+    """A ``true`` / ``false`` / ``auto`` command-line value (``amp``, ``channels_last``)."""
+    value = {"true": True, "false": False, "auto": "auto"}.get(text.strip().lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected true, false or auto, got {text!r}")
+    return value
 
 
 def main() -> None:
@@ -44,13 +54,16 @@ def main() -> None:
     parser.add_argument("--tile-size", type=int, required=True, help="network input tile size")
     parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
     parser.add_argument(
-        "--amp", action="store_true", help="CUDA only: bfloat16 autocast (default: float32)"
+        "--amp",
+        type=setting,
+        default=False,
+        help="bfloat16 autocast: true, false (default) or auto (where the hardware has it)",
     )
     parser.add_argument(
         "--channels-last",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="CUDA only: NHWC memory format for the model and tiles (default: on)",
+        type=setting,
+        default="auto",
+        help="NHWC model and tiles: true, false or auto (default: CUDA, and CPU bfloat16)",
     )
     parser.add_argument("--transforms", nargs="*", default=["identity"], help="test-time averaging")
     parser.add_argument(
@@ -99,16 +112,16 @@ def main() -> None:
         images = images[parse_indices(args.indices, len(images))]
     names = args.transforms[0] if len(args.transforms) == 1 else args.transforms  # a set name
     transforms = resolve_transforms(names)
+    amp, nhwc = resolve_precision(args.amp, args.channels_last, device)
     log.info(
-        "%d images %s, tile %d, batch %d, transforms %s, %s%s%s",
+        "%d images %s, tile %d, batch %d, transforms %s, %s, %s",
         len(images),
         images.shape[1:],
         args.tile_size,
         args.batch_size,
         transforms,
         device,
-        ", bf16 autocast" if args.amp and device.startswith("cuda") else "",
-        ", channels-last" if args.channels_last and device.startswith("cuda") else "",
+        describe_precision(amp, nhwc),
     )
     t0 = time.perf_counter()
     probs = predict_volume(
@@ -119,8 +132,8 @@ def main() -> None:
         args.batch_size,
         device,
         progress=lambda done, total: log.info("image %d/%d", done, total),
-        amp=args.amp,
-        channels_last=args.channels_last,
+        amp=amp,
+        channels_last=nhwc,
     )
     # what made these numbers, in the TIFF itself (ImageDescription): the model's training
     # record (with its seed) and this prediction's
@@ -128,7 +141,10 @@ def main() -> None:
     provenance = {
         "seed": trained.pop("seed", None),
         "train": trained or None,
-        "predict": record(args.variant, device, torch.get_num_threads()),
+        "predict": {
+            **record(args.variant, device, torch.get_num_threads()),
+            "precision": describe_precision(amp, nhwc),
+        },
     }
     write_tiff(
         args.out,

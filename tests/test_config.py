@@ -75,6 +75,23 @@ def test_per_dataset_overrides_name_a_dataset_and_its_settings(overrides):
         validate({**cfg, **overrides}, str(SCHEMA))
 
 
+@pytest.mark.parametrize("section", ["train", "predict"])
+def test_amp_and_channels_last_are_true_false_or_auto(section):
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for value in (True, False, "auto"):
+        cfg[section].update(amp=value, channels_last=value)
+        validate(cfg, str(SCHEMA))
+    for key in ("amp", "channels_last"):
+        for bad in ("bf16", "Auto", 1):
+            cfg[section] = {**cfg[section], "amp": False, "channels_last": "auto", key: bad}
+            with pytest.raises(Exception, match=key):
+                validate(cfg, str(SCHEMA))
+    # --config values arrive as strings: true / false become booleans, auto stays
+    text = {section: {"amp": "auto", "channels_last": "false"}}
+    coerce_config(text, SCHEMA)
+    assert text[section] == {"amp": "auto", "channels_last": False}
+
+
 def test_tile_size_is_one_size_or_one_per_dataset():
     assert tile_size_for({"tile_size": 636}, "isbi2012") == 636
     assert tile_size_for({}, "isbi2012") == PAPER_TILE == 572

@@ -281,14 +281,23 @@ def test_transformed_copies_are_batched_together(monkeypatch):
     np.testing.assert_allclose(a, c, atol=ATOL, rtol=0)
 
 
-def test_gpu_settings_are_ignored_on_cpu():
+def test_float32_on_the_cpu_keeps_nchw():
     net = small_net(depth=2)
     image = random_image((40, 56))
     plain = predict_averaged(net, image, "flips", 60, amp=False, channels_last=False)
     np.testing.assert_array_equal(
-        predict_averaged(net, image, "flips", 60, amp=True, channels_last=True), plain
+        predict_averaged(net, image, "flips", 60, amp=False, channels_last="auto"), plain
     )
     assert all(p.is_contiguous() for p in net.parameters())  # NCHW kept on the CPU
+
+
+def test_bfloat16_prediction_on_the_cpu_is_close_to_float32():
+    net = small_net(depth=2)
+    image = random_image((40, 56))
+    plain = predict_averaged(net, image, "flips", 60, amp=False, channels_last=False)
+    bf16 = predict_averaged(net, image, "flips", 60, amp=True, channels_last="auto")
+    assert bf16.dtype == np.float32 and not np.array_equal(bf16, plain)
+    np.testing.assert_allclose(bf16, plain, atol=2e-2, rtol=0)
 
 
 def test_full_dihedral_averaging_is_equivariant():

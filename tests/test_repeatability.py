@@ -53,11 +53,12 @@ def _inputs(folder: Path) -> list[str]:
     ]
 
 
-def _train(folder: Path, inputs: list[str], seed: int, threads: int = 1, configured=None):
+def _train(folder: Path, inputs: list[str], seed: int, threads: int = 1, configured=None, **train):
     """Run scripts/train.py in a new process; return (model bytes, loss rows without seconds)."""
     folder.mkdir(parents=True, exist_ok=True)
     model_cfg = {"base_channels": 4, "depth": 2, "dropout": 0.5}
     train_cfg = {"iterations": 4, "input_size": 92, "lr": 0.01, "log_every": 1, "seed": seed}
+    train_cfg.update(train)
     cmd = [sys.executable, str(REPO / "scripts" / "train.py"), *inputs]
     cmd += ["--model-config", json.dumps(model_cfg), "--train-config", json.dumps(train_cfg)]
     cmd += ["--device", "cpu", "--threads", str(threads), "--checkpoint", str(folder / "c.pt")]
@@ -128,7 +129,9 @@ def test_model_records_its_provenance(trained):
         "device",
         "threads",
         "versions",
+        "precision",
     }  # no time, no date
+    assert prov["precision"] == "float32, NCHW"  # amp false: the CPU's default path
     assert "torch runs with 1 thread(s)" in trained["a"][2]
 
 
@@ -163,8 +166,10 @@ def test_prediction_carries_the_records_to_the_scores(tmp_path):
     found = from_prediction(tmp_path / "o.tif")
     assert found["seed"] == 7 and found["train"] == {k: v for k, v in prov.items() if k != "seed"}
     assert found["predict"]["threads"] == 1 and found["predict"]["device"].startswith("cpu")
+    assert found["predict"]["precision"] == "float32, NCHW"  # predict.py's default: amp false
     fields = flatten(steps_of({"provenance": {**found, "evaluate": record("full")}}))
     assert fields["threads"] == "1" and "torch " in fields["versions"]
+    assert fields["precision"] == "float32, NCHW"  # the model's record has none: predict's
     # a prediction without a record (older file) gives None, not an error
     write_tiff(tmp_path / "old.tif", np.zeros((1, 4, 4), np.float32))
     assert from_prediction(tmp_path / "old.tif") == {"seed": None, "train": None, "predict": None}
@@ -178,3 +183,16 @@ def test_flatten_names_the_step_where_values_differ():
     assert out["device"] == "train: cuda: H200; predict: cpu: X; evaluate: cpu: X"
     dirty = flatten([("train", {**base, "tree": "uncommitted changes"})])
     assert dirty["commit"].endswith("(+ uncommitted changes)")
+
+
+def test_bfloat16_training_repeats_across_processes(tmp_path, trained):
+    """amp true on the CPU: bfloat16 autocast in NHWC (channels_last auto), one result per seed."""
+    inputs = _inputs(tmp_path)
+    model_a, rows_a, *_ = _train(tmp_path / "a", inputs, 0, amp=True)
+    model_b, rows_b, _, folder = _train(tmp_path / "b", inputs, 0, amp=True)
+    assert rows_a == rows_b and model_a == model_b
+    fp32 = trained["a"][1]
+    assert rows_a[1:] != fp32[1:]  # bfloat16 arithmetic, not float32's...
+    assert float(rows_a[1][1]) == pytest.approx(float(fp32[1][1]), rel=0.02)  # ...close to it
+    prov = torch.load(folder / "model.pt", weights_only=True)["provenance"]
+    assert prov["precision"] == "bfloat16 autocast, NHWC"

@@ -303,7 +303,7 @@ def test_one_seed_has_no_sd_and_csv_has_sd_columns(tmp_path):
     metrics = ("warping_error", "rand_error", "pixel_error")
     write_table(rows, TABLE1_COLUMNS, {}, "c", tmp_path / "t1", metrics)
     table = list(csv.DictReader(io.StringIO((tmp_path / "t1.csv").read_text())))
-    assert list(table[0])[-8:] == [
+    assert list(table[0])[-9:] == [
         "warping_error_sd",
         "rand_error_sd",
         "pixel_error_sd",

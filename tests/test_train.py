@@ -205,12 +205,32 @@ def test_workers_do_not_change_the_result(tmp_path):
 
 
 def test_gpu_settings_do_not_change_the_cpu_result(tmp_path):
-    """amp and channels_last act on CUDA only; prefetch_factor only schedules the workers."""
+    """float32 on the CPU: channels_last auto keeps NCHW; prefetch_factor only schedules."""
     cfg = {**TINY, "iterations": 4, "amp": False, "channels_last": False}
     a = run(tmp_path / "a", cfg).state_dict()
-    gpu = {"amp": True, "channels_last": True, "workers": 1, "prefetch_factor": 1}
+    gpu = {"channels_last": "auto", "workers": 1, "prefetch_factor": 1}
     b = run(tmp_path / "b", {**cfg, **gpu}).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bfloat16_autocast_trains_on_the_cpu(tmp_path):
+    """amp true acts on the CPU too: other last bits than float32, the same training."""
+    cfg = {**TINY, "iterations": 4, "amp": False, "channels_last": False}
+    a = run(tmp_path / "a", cfg).state_dict()
+    run(tmp_path / "b", {**cfg, "amp": True, "channels_last": "auto"})
+    saved = torch.load(tmp_path / "b" / "m.pt", weights_only=True)
+    b = saved["state_dict"]
+    assert saved["provenance"]["precision"] == "bfloat16 autocast, NHWC"
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+    assert all(b[k].dtype == torch.float32 and b[k].is_contiguous() for k in b)  # float32 NCHW
+    flat_a, flat_b = (torch.cat([t[k].flatten() for k in sorted(a)]) for t in (a, b))
+    assert torch.linalg.norm(flat_b - flat_a) <= 0.05 * torch.linalg.norm(flat_a)
+
+
+@pytest.mark.parametrize("bad", ["yes", 1])
+def test_amp_setting_must_be_true_false_or_auto(tmp_path, bad):
+    with pytest.raises(ValueError, match="amp must be true, false or 'auto'"):
+        run(tmp_path, {**TINY, "amp": bad})
 
 
 def test_failed_checkpoint_write_leaves_previous_checkpoint(tmp_path, monkeypatch):

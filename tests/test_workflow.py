@@ -165,6 +165,19 @@ def test_tile_size_per_dataset_reaches_the_predictions(tmp_path):
     assert all("--tile-size 572" in ln for ln in others)
 
 
+def test_precision_settings_reach_training_and_prediction(tmp_path):
+    cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    cfg["train"]["amp"] = "auto"
+    cfg["predict"].update(amp="auto", channels_last=False)
+    (tmp_path / "bf16.yaml").write_text(yaml.safe_dump(cfg))
+    out = snakemake(tmp_path, "-n", "-p", "--configfile", str(tmp_path / "bf16.yaml")).stdout
+    lines = out.splitlines()
+    predict = [ln for ln in lines if "scripts/predict.py" in ln and "--model" in ln]
+    train = [ln for ln in lines if "--train-config" in ln]
+    assert predict and all("--amp auto --channels-last false" in ln for ln in predict)
+    assert train and all('"amp": "auto"' in ln for ln in train)
+
+
 def test_ablation_variants_select_the_rows_to_build(tmp_path):
     """`ablation_variants` builds the chosen rows only; a name not defined stops the run."""
     test = ["--configfile", str(REPO / "config" / "test.yaml")]

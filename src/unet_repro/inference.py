@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from unet_repro.model import check_input_size, margin, output_size
+from unet_repro.precision import resolve as resolve_precision
 
 __all__ = [
     "TRANSFORMS",
@@ -167,8 +168,8 @@ def predict_tiled(
     batch_size: int = 4,
     device: str | torch.device = "cpu",
     *,
-    amp: bool = False,
-    channels_last: bool = True,
+    amp: bool | str = False,
+    channels_last: bool | str = "auto",
 ) -> np.ndarray:
     """Softmax probabilities for a whole image by the overlap-tile strategy.
 
@@ -191,13 +192,15 @@ def predict_tiled(
         Tiles per forward pass.
     device : str or torch.device
         Where to run the network.
-    amp : bool, keyword-only
-        CUDA only (ignored on the CPU): run the network under bfloat16 autocast (bfloat16
-        operands, float32 accumulation; the softmax is float32). Faster, about 3 significant
-        digits per operand: probabilities differ from float32 by about 1e-3.
-    channels_last : bool, keyword-only
-        CUDA only (ignored on the CPU): the model (in place) and the tiles in the NHWC memory
-        format, native to cuDNN's tensor-core convolutions. Same arithmetic.
+    amp : bool or "auto", keyword-only
+        Run the network under bfloat16 autocast (bfloat16 operands, float32 accumulation; the
+        softmax is float32): faster, about 3 significant digits per operand, probabilities
+        differ from float32 by about 1e-3. ``"auto"``: where the hardware computes bfloat16
+        natively (CUDA; AMX-BF16 / AVX512-BF16 CPUs), :func:`unet_repro.precision.resolve`.
+    channels_last : bool or "auto", keyword-only
+        The model (in place) and the tiles in the NHWC memory format, native to cuDNN's
+        tensor-core and oneDNN's bfloat16 convolutions; ``"auto"``: on CUDA and with CPU
+        bfloat16. Same arithmetic up to the order of float32 sums.
 
     Returns
     -------
@@ -216,8 +219,8 @@ def _predict_many(
     batch_size: int,
     device: str | torch.device,
     *,
-    amp: bool,
-    channels_last: bool,
+    amp: bool | str,
+    channels_last: bool | str,
 ) -> list[np.ndarray]:
     """:func:`predict_tiled` of several images, their tiles batched together.
 
@@ -247,7 +250,8 @@ def _predict_many(
 
     device = torch.device(device)
     cuda = device.type == "cuda"
-    memory_format = torch.channels_last if channels_last and cuda else None
+    amp, nhwc = resolve_precision(amp, channels_last, device)
+    memory_format = torch.channels_last if nhwc else None
     param = next(model.parameters(), None)
     dtype = param.dtype if param is not None else torch.float32
     was_training = model.training
@@ -266,7 +270,7 @@ def _predict_many(
         x = batch.to(device=device, dtype=dtype, non_blocking=True)
         if memory_format is not None:
             x = x.contiguous(memory_format=memory_format)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and cuda):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(x)
         if logits.shape[-2:] != (out, out):
             raise ValueError(f"model output {tuple(logits.shape[-2:])} != expected {(out, out)}")
@@ -416,8 +420,8 @@ def predict_averaged(
     batch_size: int = 4,
     device: str | torch.device = "cpu",
     *,
-    amp: bool = False,
-    channels_last: bool = True,
+    amp: bool | str = False,
+    channels_last: bool | str = "auto",
 ) -> np.ndarray:
     """Softmax probabilities averaged over transformed copies of the image.
 
@@ -465,8 +469,8 @@ def predict_volume(
     progress: Callable[[int, int], None] | None = None,
     class_index: int = 1,
     *,
-    amp: bool = False,
-    channels_last: bool = True,
+    amp: bool | str = False,
+    channels_last: bool | str = "auto",
 ) -> np.ndarray:
     """Probability of class ``class_index`` (foreground) for every slice of a stack.
 

@@ -156,7 +156,7 @@ def record(variant: str = "full", device: Any = None, threads: int | None = None
 
 
 #: The fields of a record that tables show (the seed has a column of its own).
-FIELDS = ("commit", "config_digest", "device", "threads", "versions")
+FIELDS = ("commit", "config_digest", "device", "precision", "threads", "versions")
 
 
 def _field_text(rec: Mapping[str, Any], key: str) -> str | None:

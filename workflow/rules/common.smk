@@ -313,10 +313,10 @@ def predict_args(dataset, settings=None):
         f"--batch-size {predict['batch_size']}",
         f"--transforms {' '.join(names)}",
     ]
-    if predict["amp"]:
-        args.append("--amp")
-    if not predict["channels_last"]:
-        args.append("--no-channels-last")
+    for key in ("amp", "channels_last"):  # true, false or auto
+        value = predict[key]
+        text = value if isinstance(value, str) else str(value).lower()
+        args.append(f"--{key.replace('_', '-')} {text}")
     if not predict["deterministic"]:
         args.append("--no-deterministic")
     if config["device"] != "auto":
