@@ -92,6 +92,22 @@ def test_amp_and_channels_last_are_true_false_or_auto(section):
     assert text[section] == {"amp": "auto", "channels_last": False}
 
 
+def test_quick_fp32_overlay_restores_base16_float32():
+    """config/quick_fp32.yaml after quick.yaml (Snakemake merges key by key): base 16, float32."""
+    from snakemake.utils import update_config
+
+    from unet_repro.ablations import dataset_settings
+
+    cfg = yaml.safe_load((REPO / "config" / "quick.yaml").read_text())
+    assert cfg["train"]["amp"] == cfg["predict"]["amp"] == "auto"
+    update_config(cfg, yaml.safe_load((REPO / "config" / "quick_fp32.yaml").read_text()))
+    validate(cfg, str(SCHEMA))
+    for dataset in cfg["datasets"]:
+        assert dataset_settings(cfg, "model", dataset)["base_channels"] == 16
+        assert dataset_settings(cfg, "train", dataset)["amp"] is False
+    assert cfg["predict"]["amp"] is False and cfg["train"]["iterations"] == 1000
+
+
 def test_tile_size_is_one_size_or_one_per_dataset():
     assert tile_size_for({"tile_size": 636}, "isbi2012") == 636
     assert tile_size_for({}, "isbi2012") == PAPER_TILE == 572
