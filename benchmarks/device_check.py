@@ -65,6 +65,7 @@ import yaml
 from unet_repro.config import tile_size_for
 from unet_repro.inference import predict_volume, resolve_transforms, tile_stride
 from unet_repro.model import UNet, forward_flops, output_size
+from unet_repro.precision import resolve as resolve_precision
 from unet_repro.train import (
     DEFAULT_TRAIN,
     TileStream,
@@ -164,13 +165,17 @@ def train_settings(cfg: Mapping[str, Any], profile: Profile, **changes: Any) -> 
     return check_train_config(given)
 
 
-def predict_settings(cfg: Mapping[str, Any], profile: Profile) -> dict[str, Any]:
+def predict_settings(
+    cfg: Mapping[str, Any], profile: Profile, device: torch.device
+) -> dict[str, Any]:
+    """The configuration's prediction settings, amp and channels_last resolved on device."""
     p = cfg.get("predict") or {}
+    amp, nhwc = resolve_precision(p.get("amp", False), p.get("channels_last", "auto"), device)
     return {
         "tile_size": profile.tile or tile_size_for(p, "isbi2012"),
         "batch_size": int(p.get("batch_size", 4)),
-        "amp": bool(p.get("amp", False)),
-        "channels_last": bool(p.get("channels_last", True)),
+        "amp": amp,
+        "channels_last": nhwc,
         "transforms": resolve_transforms(
             (p.get("transforms") or {}).get("isbi2012", ISBI_TRANSFORMS)
         ),
@@ -366,7 +371,7 @@ def bench(data_dir: Path, out: Path, profile: Profile = PAPER) -> list[dict[str,
     model_cfg, tcfg, pcfg = (
         model_settings(cfg, profile),
         train_settings(cfg, profile),
-        predict_settings(cfg, profile),
+        predict_settings(cfg, profile, device),
     )
     data = load_data(data_dir)
     csv_path, rows = out / "bench.csv", []
@@ -539,7 +544,7 @@ def train_part(
     """Train for about ``seconds``, predict the held-out slices; ``out/train.json``."""
     device = device_and_flags()
     cfg = load_config()
-    model_cfg, pcfg = model_settings(cfg, profile), predict_settings(cfg, profile)
+    model_cfg, pcfg = model_settings(cfg, profile), predict_settings(cfg, profile, device)
     if workers is None:
         workers = int((cfg.get("train") or {}).get("workers", 0))
     base = train_settings(cfg, profile, workers=workers)

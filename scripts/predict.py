@@ -18,17 +18,10 @@ from unet_repro.datasets import parse_indices, read_frames
 from unet_repro.inference import predict_volume, resolve_transforms
 from unet_repro.io import read_npz, write_tiff
 from unet_repro.precision import describe as describe_precision
+from unet_repro.precision import parse as parse_precision
 from unet_repro.precision import resolve as resolve_precision
 from unet_repro.provenance import record
 from unet_repro.train import load_model, normalize
-
-
-def setting(text: str) -> bool | str:
-    """A ``true`` / ``false`` / ``auto`` command-line value (``amp``, ``channels_last``)."""
-    value = {"true": True, "false": False, "auto": "auto"}.get(text.strip().lower())
-    if value is None:
-        raise argparse.ArgumentTypeError(f"expected true, false or auto, got {text!r}")
-    return value
 
 
 def main() -> None:
@@ -55,13 +48,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
     parser.add_argument(
         "--amp",
-        type=setting,
+        type=parse_precision,
         default=False,
         help="bfloat16 autocast: true, false (default) or auto (where the hardware has it)",
     )
     parser.add_argument(
         "--channels-last",
-        type=setting,
+        type=parse_precision,
         default="auto",
         help="NHWC model and tiles: true, false or auto (default: CUDA, and CPU bfloat16)",
     )

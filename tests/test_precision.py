@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from unet_repro import precision
-from unet_repro.precision import cpu_has_bf16, describe, resolve
+from unet_repro.precision import cpu_has_bf16, describe, parse, resolve, text
 
 
 def _cpuinfo(tmp_path, flags):
@@ -51,3 +51,13 @@ def test_other_values_are_refused(bad):
 def test_describe():
     assert describe(False, False) == "float32, NCHW"
     assert describe(True, True) == "bfloat16 autocast, NHWC"
+
+
+def test_text_and_parse_are_inverse():
+    assert [parse(text(v)) for v in (True, False, "auto")] == [True, False, "auto"]
+    assert parse(text(True)) is True and parse(text(False)) is False
+    assert parse(" TRUE ") is True and parse("Auto") == "auto"
+    with pytest.raises(ValueError, match="expected true, false or auto"):
+        parse("bf16")
+    with pytest.raises(ValueError, match="must be true, false or 'auto'"):
+        text(1)

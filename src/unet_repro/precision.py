@@ -27,8 +27,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-#: The values ``amp`` and ``channels_last`` take.
-CHOICES = (False, True, "auto")
+#: The values ``amp`` and ``channels_last`` take, by their text (YAML, command line).
+CHOICES = {"true": True, "false": False, "auto": "auto"}
 #: ``/proc/cpuinfo`` flags of native bfloat16 arithmetic on x86 CPUs.
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
@@ -45,6 +45,20 @@ def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
             flags = set(line.split(":", 1)[1].split())
             return any(flag in flags for flag in CPU_BF16_FLAGS)
     return False
+
+
+def parse(text: str) -> bool | str:
+    """A setting's text (``"true"``, ``"false"``, ``"auto"``, any case) as its value."""
+    value = CHOICES.get(text.strip().lower())
+    if value is None:
+        raise ValueError(f"expected true, false or auto, got {text!r}")
+    return value
+
+
+def text(value: bool | str) -> str:
+    """The inverse of :func:`parse`: ``True`` -> ``"true"``, ``"auto"`` -> ``"auto"``."""
+    _check("setting", value)
+    return value if isinstance(value, str) else str(value).lower()
 
 
 def _check(name: str, value: Any) -> None:

@@ -29,6 +29,7 @@ from unet_repro.config import (  # noqa: E402
     tile_size_for,
 )
 from unet_repro.datasets import CTC_DATASETS, ISBI  # noqa: E402
+from unet_repro.precision import text as precision_text  # noqa: E402
 from unet_repro.provenance import (
     ENV as PROVENANCE_ENV,
     THREADS_ENV,
@@ -314,9 +315,7 @@ def predict_args(dataset, settings=None):
         f"--transforms {' '.join(names)}",
     ]
     for key in ("amp", "channels_last"):  # true, false or auto
-        value = predict[key]
-        text = value if isinstance(value, str) else str(value).lower()
-        args.append(f"--{key.replace('_', '-')} {text}")
+        args.append(f"--{key.replace('_', '-')} {precision_text(predict[key])}")
     if not predict["deterministic"]:
         args.append("--no-deterministic")
     if config["device"] != "auto":
