@@ -75,6 +75,23 @@ def test_per_dataset_overrides_name_a_dataset_and_its_settings(overrides):
         validate({**cfg, **overrides}, str(SCHEMA))
 
 
+def test_norm_is_none_or_batch_and_has_no_default():
+    """No default: a configuration without `norm` keeps its settings (and its digests)."""
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    plain = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    validate(plain, str(SCHEMA))
+    assert "norm" not in plain["model"]
+    for value in ("none", "batch"):
+        validate({**cfg, "model": {**cfg["model"], "norm": value}}, str(SCHEMA))
+        validate({**cfg, "model_overrides": {"DIC-C2DH-HeLa": {"norm": value}}}, str(SCHEMA))
+    for bad in (
+        {"model": {**cfg["model"], "norm": "instance"}},
+        {"model_overrides": {"PhC-C2DH-U373": {"norm": "group"}}},
+    ):
+        with pytest.raises(Exception, match="norm|instance|group"):
+            validate({**cfg, **bad}, str(SCHEMA))
+
+
 @pytest.mark.parametrize("section", ["train", "predict"])
 def test_amp_and_channels_last_are_true_false_or_auto(section):
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())

@@ -326,3 +326,21 @@ def test_predict_volume():
     np.testing.assert_allclose(
         probs[1], predict_averaged(net, images[1], "flips", 60)[1], atol=1e-7
     )
+
+
+def test_tiled_prediction_with_batch_norm_is_seamless():
+    """A trained batch-normalised network (running statistics) predicts the same
+    probabilities with every tile size as over the whole image."""
+    net = UNet(base_channels=4, depth=2, seed=1, norm="batch", dropout=0.0)
+    net.train()
+    with torch.no_grad():
+        for k in range(3):  # non-trivial running statistics
+            net(torch.from_numpy(random_image((1, 1, 92, 92), seed=10 + k)) * 2 + 1)
+    net.eval()
+    image = random_image((100, 130), seed=5)
+    whole = whole_image_prediction(net, image)
+    for n in (valid_input_size(d, 2) for d in (9, 13, 17)):
+        np.testing.assert_allclose(
+            predict_tiled(net, image, n, batch_size=2), whole, atol=ATOL, rtol=0
+        )
+    assert whole.std() > 0.01

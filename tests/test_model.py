@@ -279,3 +279,59 @@ def test_center_crop():
     with pytest.raises(ValueError):
         center_crop(x, (3, 4))
     np.testing.assert_array_equal(center_crop(x, (6, 6)).numpy(), x.numpy())
+
+
+def test_batch_norm_structure_and_paper_network_unchanged():
+    """norm="batch" puts a BatchNorm2d between every 3x3 convolution (then bias-free) and its
+    ReLU; the default keeps the paper's layers, keys and initial weights exactly."""
+    plain, default = (
+        UNet(base_channels=4, depth=2, seed=3),
+        UNet(base_channels=4, depth=2, seed=3, norm="none"),
+    )
+    assert plain.config == default.config and "norm" not in plain.config
+    for (k, a), (k2, b) in zip(
+        plain.state_dict().items(), default.state_dict().items(), strict=True
+    ):
+        assert k == k2 and torch.equal(a, b)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())
+    bn = UNet(base_channels=4, depth=2, seed=3, norm="batch")
+    assert bn.config["norm"] == "batch"
+    convs = [m for m in bn.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    norms = [m for m in bn.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(convs) == len(norms) == 2 * (2 * 2 + 1) and all(c.bias is None for c in convs)
+    block = bn.encoders[0]
+    kinds = [type(m).__name__ for m in block]
+    assert kinds == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU"]
+    # the up-convolutions and the 1x1 head keep their biases
+    assert bn.head.bias is not None and all(u[0].bias is not None for u in bn.upconvs)
+    # the 3x3 weights are drawn as in the paper's network (same generator stream and order)
+    for c_plain, c_bn in zip(
+        [m for m in plain.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)],
+        convs,
+        strict=True,
+    ):
+        assert torch.equal(c_plain.weight, c_bn.weight)
+    with pytest.raises(ValueError, match="unknown norm 'group'"):
+        UNet(norm="group")
+
+
+def test_batch_norm_uses_running_statistics_in_eval_mode():
+    """Eval mode: a per-pixel function (a tile's output does not depend on the rest of the
+    batch or tile); train mode: the tile's own statistics."""
+    net = UNet(base_channels=4, depth=2, seed=0, norm="batch", dropout=0.0)
+    x = torch.randn(2, 1, 60, 60)
+    net.train()
+    net(x)  # updates the running statistics
+    norm = next(m for m in net.modules() if isinstance(m, nn.BatchNorm2d))
+    assert norm.momentum == 0.01 and norm.num_batches_tracked == 1
+    assert not torch.allclose(norm.running_mean, torch.zeros_like(norm.running_mean))
+    net.eval()
+    with torch.no_grad():
+        both = net(x)
+        alone = net(x[:1])
+        shifted = net(torch.cat([x[:1], 5 * x[1:] + 3]))
+    torch.testing.assert_close(both[:1], alone)
+    torch.testing.assert_close(shifted[:1], alone)
+    net.train()
+    with torch.no_grad():
+        assert not torch.allclose(net(x)[:1], net(x[:1]))  # batch statistics

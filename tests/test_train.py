@@ -436,3 +436,25 @@ def test_divergence_is_reported(tmp_path, monkeypatch):
     monkeypatch.setattr("unet_repro.train.weighted_cross_entropy", nan_loss)
     with pytest.raises(FloatingPointError, match="iteration 1"):
         run(tmp_path, TINY)
+
+
+def test_batch_norm_network_resumes_bit_identically_and_reloads(tmp_path):
+    """The running statistics are part of the model's state: a resumed training ends with
+    the same ones, and the model file predicts as the trained network does."""
+    cfg = {**TINY, "checkpoint_every": 2}
+
+    def bn_net(seed=0):
+        return UNet(base_channels=4, depth=2, dropout=0.5, norm="batch", seed=seed)
+
+    full = run(tmp_path / "full", cfg, model=bn_net())
+    part = tmp_path / "part"
+    run(part, cfg, model=bn_net(), stop_after=3)
+    resumed = run(part, cfg, model=bn_net(seed=99))
+    a, b = full.state_dict(), resumed.state_dict()
+    assert any(k.endswith("running_var") for k in a)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    reloaded = load_model(part / "m.pt")
+    assert reloaded.config["norm"] == "batch" and not reloaded.training
+    x = torch.from_numpy(discs(7)[0][None, None, :60, :60].copy()).float()
+    with torch.no_grad():
+        assert torch.equal(reloaded(x), resumed.eval()(x))

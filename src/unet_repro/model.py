@@ -46,6 +46,8 @@ import torch
 from torch import nn
 
 __all__ = [
+    "BN_MOMENTUM",
+    "NORMS",
     "VARIANTS",
     "UNet",
     "center_crop",
@@ -60,6 +62,14 @@ __all__ = [
 ]
 
 VARIANTS = ("paper", "release")
+#: Normalisation after each 3x3 convolution: ``"none"`` (the paper's and the release's
+#: networks) or ``"batch"`` (batch normalisation, Ioffe & Szegedy 2015; beyond the paper).
+NORMS = ("none", "batch")
+#: Running-statistics momentum of the batch normalisation: the statistics a trained network
+#: predicts with average about the last 100 training tiles (torch's default, 0.1, about 10:
+#: with one tile per batch, as here, that is one augmented tile's statistics more than the
+#: data's).
+BN_MOMENTUM = 0.01
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,13 +230,16 @@ def center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return x[..., dh // 2 : dh // 2 + th, dw // 2 : dw // 2 + tw]
 
 
-def _double_conv(c_in: int, c_out: int, dropout: float) -> nn.Sequential:
-    layers: list[nn.Module] = [
-        nn.Conv2d(c_in, c_out, 3),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(c_out, c_out, 3),
-        nn.ReLU(inplace=True),
-    ]
+def _double_conv(c_in: int, c_out: int, dropout: float, norm: str = "none") -> nn.Sequential:
+    """Two unpadded 3x3 convolutions, each followed by a ReLU (with ``norm="batch"``: conv,
+    batch normalisation, ReLU; the convolution's bias is then left out, the normalisation's
+    shift replaces it), then dropout where ``dropout > 0``."""
+    layers: list[nn.Module] = []
+    for k in range(2):
+        layers.append(nn.Conv2d(c_in if k == 0 else c_out, c_out, 3, bias=norm == "none"))
+        if norm == "batch":
+            layers.append(nn.BatchNorm2d(c_out, momentum=BN_MOMENTUM))
+        layers.append(nn.ReLU(inplace=True))
     if dropout > 0:
         layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
@@ -294,6 +307,13 @@ class UNet(nn.Module):
         levels). See the module docstring.
     dropout : float
         Dropout probability (0.5 in the release); 0 disables dropout.
+    norm : {"none", "batch"}
+        ``"none"``: the paper's network. ``"batch"``: batch normalisation between each 3x3
+        convolution and its ReLU (beyond the paper). In eval mode it applies the running
+        statistics of training, a fixed per-channel affine map, so the network stays a
+        function of each output pixel's receptive field and the overlap-tile prediction
+        stays seamless; in train mode it normalises with the statistics of the tile itself
+        (one tile per batch).
     seed : int, optional
         Draw the initial weights from a generator seeded from ``seed``
         (:func:`init_generator`), so they are a function of the seed alone; ``None`` draws
@@ -314,12 +334,15 @@ class UNet(nn.Module):
         depth: int = 4,
         variant: str = "paper",
         dropout: float = 0.5,
+        norm: str = "none",
         seed: int | None = None,
     ) -> None:
         super().__init__()
         _check_depth(depth)
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         for name, value in (
@@ -337,6 +360,8 @@ class UNet(nn.Module):
             variant=variant,
             dropout=dropout,
         )
+        if norm != "none":  # absent for the paper's network: its model files stay as they were
+            self.config["norm"] = norm
         self.depth = depth
         self.variant = variant
         widths = [base_channels * 2**level for level in range(depth + 1)]
@@ -347,9 +372,9 @@ class UNet(nn.Module):
         c_in = in_channels
         for level in range(depth):
             p = dropout if (release and level == depth - 1) else 0.0
-            self.encoders.append(_double_conv(c_in, widths[level], p))
+            self.encoders.append(_double_conv(c_in, widths[level], p, norm))
             c_in = widths[level]
-        self.bottom = _double_conv(widths[depth - 1], widths[depth], dropout)
+        self.bottom = _double_conv(widths[depth - 1], widths[depth], dropout, norm)
 
         # expanding path, stored from the deepest level upwards
         self.upconvs = nn.ModuleList()
@@ -363,7 +388,7 @@ class UNet(nn.Module):
             if release:
                 up.append(nn.ReLU(inplace=True))
             self.upconvs.append(nn.Sequential(*up))
-            self.decoders.append(_double_conv(c_up + widths[level], widths[level], 0.0))
+            self.decoders.append(_double_conv(c_up + widths[level], widths[level], 0.0, norm))
             c_in = widths[level]
         self.head = nn.Conv2d(widths[0], n_classes, 1)
         self.pool = nn.MaxPool2d(2, stride=2)
