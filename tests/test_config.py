@@ -92,6 +92,26 @@ def test_norm_is_none_or_batch_and_has_no_default():
             validate({**cfg, **bad}, str(SCHEMA))
 
 
+def test_quick_normalises_hela_only_and_its_ablations_add_or_remove_it():
+    """quick.yaml: batch normalisation for HeLa alone; `no_batchnorm` is the paper's HeLa net,
+    `batchnorm` adds it to the others; the paper configuration has none anywhere."""
+    from unet_repro.ablations import dataset_settings, variant_config
+
+    quick = yaml.safe_load((REPO / "config" / "quick.yaml").read_text())
+    validate(quick, str(SCHEMA))
+    norm = {d: dataset_settings(quick, "model", d).get("norm", "none") for d in quick["datasets"]}
+    assert norm == {"isbi2012": "none", "PhC-C2DH-U373": "none", "DIC-C2DH-HeLa": "batch"}
+    without = variant_config(quick, "no_batchnorm")
+    assert dataset_settings(without, "model", "DIC-C2DH-HeLa")["norm"] == "none"
+    assert dataset_settings(without, "model", "DIC-C2DH-HeLa")["base_channels"] == 16
+    with_all = variant_config(quick, "batchnorm")
+    assert {dataset_settings(with_all, "model", d)["norm"] for d in quick["datasets"]} == {"batch"}
+    paper = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    validate(paper, str(SCHEMA))
+    for d in paper["datasets"]:
+        assert dataset_settings(paper, "model", d).get("norm", "none") == "none"
+
+
 @pytest.mark.parametrize("section", ["train", "predict"])
 def test_amp_and_channels_last_are_true_false_or_auto(section):
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
