@@ -12,6 +12,10 @@ every ``--holdout-every``-th frame without gold truth is held back from training
 three (the post-processing is chosen on it, against its silver truth;
 ``unet_repro.datasets.frame_roles``).
 
+With ``--core-erosion k`` (beyond the paper) every instance loses the ring of pixels within
+k px of its outline (``unet_repro.weights.core_instances``): the target and w(x) are those of
+the cores, and an instance too thin to keep a core is ignored.
+
 Writes two float32/uint8 TIFF stacks (one page per training image), readable in Fiji, and
 a CSV with every frame's role (``train``/``select``/``unused``), its truth
 (``gold``/``silver``/``none``) and its page in the stacks.
@@ -27,6 +31,7 @@ from _common import run, setup_logging
 from unet_repro.datasets import ROLES, TRAINING_DATA, frame_roles
 from unet_repro.io import atomic_path, read_npz, write_tiff
 from unet_repro.weights import (
+    core_instances,
     isbi_instances,
     training_target,
     training_truth,
@@ -73,6 +78,12 @@ def main() -> None:
         default=4,
         help="CTC: every k-th frame without gold truth is held back (the cut is chosen on it)",
     )
+    parser.add_argument(
+        "--core-erosion",
+        type=int,
+        default=0,
+        help="pixels taken off every instance in the target (beyond the paper; 0 = the paper's)",
+    )
     parser.add_argument("--out-weights", type=Path, required=True)
     parser.add_argument("--out-target", type=Path, required=True)
     parser.add_argument("--out-frames", type=Path, required=True, help="CSV: each frame's role")
@@ -89,6 +100,8 @@ def main() -> None:
         ]
     else:
         raise SystemExit(f"{args.prepared}: holds no labels (a test volume has no weight map)")
+    if args.core_erosion:
+        instances, ignores = shrink_to_cores(instances, ignores, args.core_erosion, log)
     targets = np.stack([training_target(inst) for inst in instances])
     weights = np.stack(
         [
@@ -113,6 +126,20 @@ def main() -> None:
         weights.max(),
         weights.mean(),
     )
+
+
+def shrink_to_cores(instances, ignores, erosion, log):
+    """Cores of the instances; instances too thin to keep a core are ignored (weight 0)."""
+    cores, out_ignores, lost = [], [], 0
+    for inst, ig in zip(instances, ignores, strict=True):
+        core, vanished = core_instances(inst, erosion)
+        lost += len(np.unique(inst[vanished]))
+        if vanished.any():
+            ig = vanished if ig is None else ig | vanished
+        cores.append(core)
+        out_ignores.append(ig)
+    log.info("cores eroded by %d px; %d instances too thin for a core (ignored)", erosion, lost)
+    return np.stack(cores), out_ignores
 
 
 def ctc_training_set(data, args, log):

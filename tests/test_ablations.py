@@ -39,6 +39,7 @@ CONFIG = {
         "hela_longer": {"train_overrides": {"DIC-C2DH-HeLa": {"iterations": 200}}},
         "u373_wide": {"model_overrides": {"PhC-C2DH-U373": {"base_channels": 24}}},
         "u373_same": {"model_overrides": {"PhC-C2DH-U373": {"base_channels": 16}}},
+        "u373_cores": {"weights_overrides": {"PhC-C2DH-U373": {"core_erosion": 2}}},
         "no_ignore": {"weights": {"unannotated": "background"}},
         "ctc_fixed": {"evaluate": {"ctc_postprocess": "fixed"}},
     },
@@ -85,6 +86,9 @@ def test_good_overlays_pass():
         ("u373_wide", "PhC-C2DH-U373", "train"),
         ("u373_wide", "DIC-C2DH-HeLa", None),  # another dataset's network
         ("u373_same", "PhC-C2DH-U373", None),  # the override equals `model`
+        ("u373_cores", "PhC-C2DH-U373", "weights"),
+        ("u373_cores", "DIC-C2DH-HeLa", None),  # another dataset's weight maps
+        ("u373_cores", "isbi2012", None),
         ("no_ignore", "DIC-C2DH-HeLa", "weights"),
         ("no_ignore", "isbi2012", None),  # ISBI has no partially annotated frames
         ("ctc_fixed", "PhC-C2DH-U373", "evaluate"),
@@ -119,6 +123,12 @@ def test_dataset_settings_update_model_for_one_dataset():
     assert dataset_settings(config, "model", "isbi2012") == CONFIG["model"]
     assert config["model"] == {"variant": "paper", "base_channels": 16}  # not changed in place
     assert dataset_settings({}, "model", "isbi2012") == {}
+    config = {**CONFIG, "weights_overrides": {"PhC-C2DH-U373": {"core_erosion": 2}}}
+    assert dataset_settings(config, "weights", "PhC-C2DH-U373") == {
+        **CONFIG["weights"],
+        "core_erosion": 2,
+    }
+    assert dataset_settings(config, "weights", "DIC-C2DH-HeLa") == CONFIG["weights"]
 
 
 def test_unknown_variant_names_the_defined_ones():

@@ -75,6 +75,22 @@ def test_per_dataset_overrides_name_a_dataset_and_its_settings(overrides):
         validate({**cfg, **overrides}, str(SCHEMA))
 
 
+def test_core_erosion_and_weights_overrides_have_no_default():
+    """Absent: the paper's target, and configurations without them keep their digests."""
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    validate(cfg, str(SCHEMA))
+    assert "core_erosion" not in cfg["weights"] and "weights_overrides" not in cfg
+    validate({**cfg, "weights_overrides": {"PhC-C2DH-U373": {"core_erosion": 2}}}, str(SCHEMA))
+    for bad in (
+        {"weights": {**cfg["weights"], "core_erosion": -1}},
+        {"weights_overrides": {"U373": {"core_erosion": 2}}},  # not a dataset's name
+        {"weights_overrides": {"PhC-C2DH-U373": {"core": 2}}},  # not a weights setting
+        {"weights_overrides": {"PhC-C2DH-U373": {"core_erosion": 1.5}}},
+    ):
+        with pytest.raises(Exception, match="core|U373|1.5"):
+            validate({**cfg, **bad}, str(SCHEMA))
+
+
 def test_norm_is_none_or_batch_and_has_no_default():
     """No default: a configuration without `norm` keeps its settings (and its digests)."""
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())

@@ -20,7 +20,13 @@ from unet_repro.datasets import frame_roles, read_ctc_sequence, read_frames
 from unet_repro.io import write_npz
 from unet_repro.postprocess import select_postprocessing
 from unet_repro.train import load_samples
-from unet_repro.weights import training_target, training_truth, unannotated_region, weight_map
+from unet_repro.weights import (
+    core_instances,
+    training_target,
+    training_truth,
+    unannotated_region,
+    weight_map,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 GOLD = (1, 5, 6, 9)
@@ -125,7 +131,7 @@ def write_prepared(path, seq):
     )
 
 
-def run_weights(tmp_path, prepared, data, every):
+def run_weights(tmp_path, prepared, data, every, *extra):
     out = {k: tmp_path / f"{data}.{k}" for k in ("weights.tif", "target.tif", "frames.csv")}
     subprocess.run(
         [
@@ -143,6 +149,7 @@ def run_weights(tmp_path, prepared, data, every):
             str(out["target.tif"]),
             "--out-frames",
             str(out["frames.csv"]),
+            *extra,
         ],
         check=True,
         capture_output=True,
@@ -185,6 +192,32 @@ def test_weights_script_writes_one_page_per_training_frame(tmp_path, sequence, d
         assert np.corrcoef(image.ravel(), raw.ravel())[0, 1] > 0.999
     with pytest.raises(Exception, match="weight pages"):
         load_samples(prepared, out["weights.tif"], out["target.tif"], frames=train[:-1])
+
+
+def test_weights_script_trains_the_cores_and_ignores_the_cells_without_one(tmp_path, sequence):
+    seq = sequence
+    prepared = tmp_path / "01.npz"
+    write_prepared(prepared, seq)
+    out = run_weights(tmp_path, prepared, "GT+ST", 2, "--core-erosion", "2")
+    train = read_frames(out["frames.csv"])
+    w, t = tifffile.imread(out["weights.tif"]), tifffile.imread(out["target.tif"])
+    with open(out["frames.csv"], newline="") as f:
+        rows = {int(r["frame"]): r["truth"] for r in csv.DictReader(f)}
+    plain = 0
+    for page, frame in enumerate(train):
+        if rows[frame] == "gold":
+            lab = seq.instances[int(np.flatnonzero(seq.frames == frame)[0])]
+        else:
+            lab = seq.silver[frame]
+        core, vanished = core_instances(lab, 2)
+        np.testing.assert_array_equal(t[page], core > 0)
+        assert (t[page] <= training_target(lab)).all()  # the cores lie inside the old target
+        plain += int(training_target(lab).sum())
+        assert (w[page][vanished] == 0).all()
+        if frame != 4:  # frame 4 also ignores its left-out cell
+            expect = weight_map(core, ignore=vanished if vanished.any() else None)
+            np.testing.assert_allclose(w[page], expect, rtol=1e-6)
+    assert 0 < t.sum() < plain  # every cell lost its rim
 
 
 def test_st_needs_the_silver_truth(tmp_path, sequence):

@@ -8,6 +8,7 @@ from scipy import ndimage as ndi
 
 from unet_repro.weights import (
     class_weights,
+    core_instances,
     isbi_instances,
     separation_borders,
     training_target,
@@ -382,3 +383,56 @@ def test_hela_01_t067_ignores_every_unannotated_cell(shared_data):
         assert (w[markers == m] == 0).all(), m
     assert (w[gold > 0] > 0).all()  # and nowhere on annotated cells
     assert 0.4 < (w == 0).mean() < 0.7  # the silver truth covers about 61 % of the frame
+
+
+# --- cores (weights.core_erosion, beyond the paper) ------------------------------------------
+
+
+def core_bruteforce(lab, k):
+    """A pixel stays when every pixel within distance k of it (inside the image) has its label."""
+    h, w = lab.shape
+    out = np.zeros_like(lab)
+    for y, x in zip(*np.nonzero(lab), strict=True):
+        ys, xs = np.mgrid[max(y - k, 0) : min(y + k + 1, h), max(x - k, 0) : min(x + k + 1, w)]
+        near = (ys - y) ** 2 + (xs - x) ** 2 <= k * k
+        if np.all(lab[ys[near], xs[near]] == lab[y, x]):
+            out[y, x] = lab[y, x]
+    return out
+
+
+@pytest.mark.parametrize("case", CASES[:3])
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_cores_match_their_definition(case, k):
+    lab = voronoi_instances(**case)
+    core, vanished = core_instances(lab, k)
+    np.testing.assert_array_equal(core, core_bruteforce(lab, k))
+    assert core.dtype == lab.dtype
+    # the vanished pixels are exactly those of the labels without a core
+    lost = set(np.unique(lab)) - set(np.unique(core))
+    np.testing.assert_array_equal(vanished, np.isin(lab, list(lost)) & (lab > 0))
+
+
+def test_cores_of_touching_cells_lie_apart_and_the_edge_does_not_erode():
+    lab = np.zeros((30, 40), dtype=np.int32)
+    lab[:, :20], lab[:, 20:] = 1, 2  # two cells touching along x = 19.5, both on the edges
+    core, vanished = core_instances(lab, 2)
+    assert not vanished.any()
+    np.testing.assert_array_equal(np.unique(core[:, :18]), [1])  # edges top, bottom, left kept
+    np.testing.assert_array_equal(np.unique(core[:, 22:]), [2])
+    assert not core[:, 18:22].any()  # 2 px off each side of the contact: a 4-px gap
+    assert not four_adjacent_different(training_target(core))
+    np.testing.assert_array_equal(core_instances(lab, 0)[0], lab)
+
+
+def test_a_cell_too_thin_for_a_core_vanishes():
+    lab = np.zeros((20, 20), dtype=np.uint16)
+    lab[2:18, 2:18] = 1
+    lab[5:8, 10:15] = 0
+    lab[10:13, 5:16] = 2  # 3 px thick: no core at erosion 2
+    core, vanished = core_instances(lab, 2)
+    assert 2 not in core and 1 in core
+    np.testing.assert_array_equal(vanished, lab == 2)
+    with pytest.raises(ValueError, match="whole number"):
+        core_instances(lab, 1.5)
+    with pytest.raises(ValueError, match=">= 0"):
+        core_instances(lab, -1)

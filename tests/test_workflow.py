@@ -152,6 +152,19 @@ def test_model_override_reaches_that_datasets_training_only(tmp_path):
     assert all(f'"base_channels": {width}' in ln and width != 7 for ln in others)
 
 
+def test_weights_override_reaches_that_datasets_weight_maps_only(tmp_path):
+    cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    cfg["weights_overrides"] = {"PhC-C2DH-U373": {"core_erosion": 2}}
+    (tmp_path / "cores.yaml").write_text(yaml.safe_dump(cfg))
+    out = snakemake(tmp_path, "-n", "-p", "--configfile", str(tmp_path / "cores.yaml")).stdout
+    commands = [ln for ln in out.splitlines() if "scripts/weights.py" in ln]
+    u373 = [ln for ln in commands if "PhC-C2DH-U373" in ln]
+    others = [ln for ln in commands if "PhC-C2DH-U373" not in ln]
+    assert u373 and others
+    assert all("--core-erosion 2" in ln for ln in u373)
+    assert not any("--core-erosion" in ln for ln in others)
+
+
 def test_tile_size_per_dataset_reaches_the_predictions(tmp_path):
     cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
     cfg["predict"]["tile_size"] = {"PhC-C2DH-U373": 124}  # the others: 572

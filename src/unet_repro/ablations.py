@@ -43,6 +43,7 @@ from .tables import html_page, latex_escape, latex_notes, mean_sd
 #: Configuration sections a variant may change.
 OVERLAY_SECTIONS = (
     "weights",
+    "weights_overrides",
     "model",
     "model_overrides",
     "train",
@@ -145,7 +146,8 @@ def changes(overlay: Mapping[str, Any], prefix: str = "") -> list[str]:
 
 def dataset_settings(config: Mapping[str, Any], section: str, dataset: str) -> dict[str, Any]:
     """``config[section]`` for ``dataset``: updated by ``<section>_overrides[dataset]``
-    (``model`` by ``model_overrides``, ``train`` by ``train_overrides``); a new dict."""
+    (``weights`` by ``weights_overrides``, ``model`` by ``model_overrides``, ``train`` by
+    ``train_overrides``); a new dict."""
     out = dict(config.get(section) or {})
     out.update((config.get(f"{section}_overrides") or {}).get(dataset, {}))
     return out
@@ -158,13 +160,13 @@ def stage_key(config: Mapping[str, Any], stage: str, dataset: str) -> str:
     ``evaluate.ctc_*`` keys for ISBI, the other ``evaluate`` keys for the CTC data), so a
     variant that changes only those reuses the full method's files for that dataset.
 
-    weights: ``weights``; train: + ``model`` and ``train``, each updated by its overrides for
+    weights: ``weights``; train: + ``model`` and ``train``; each updated by its overrides for
     the dataset (:func:`dataset_settings`);
     predict: + ``predict`` with this dataset's transforms only; evaluate: + ``evaluate``.
     """
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; valid: {', '.join(STAGES)}")
-    weights = dict(config.get("weights", {}))
+    weights = dataset_settings(config, "weights", dataset)
     if dataset not in CTC_COLUMN:  # settings of partially annotated CTC frames
         weights = {k: v for k, v in weights.items() if k not in CTC_ONLY_WEIGHTS}
     key: dict[str, Any] = {"weights": weights}

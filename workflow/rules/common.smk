@@ -206,7 +206,7 @@ def stage_dir(wildcards, stage, dataset):
 
 
 def weights_args(wildcards):
-    w = cfg(wildcards)["weights"]
+    w = dataset_settings(cfg(wildcards), "weights", wildcards.dataset)
     args = (
         f"--w0 {w['w0']} --sigma {w['sigma']} --class-balance {w['class_balance']}"
         f" --unannotated {w['unannotated']} --ignore-margin {w['ignore_margin']}"
@@ -214,6 +214,8 @@ def weights_args(wildcards):
     )
     if w["ignore_fallback_radius"] is not None:
         args += f" --ignore-fallback-radius {w['ignore_fallback_radius']}"
+    if w.get("core_erosion"):  # beyond the paper; absent or 0: the paper's target
+        args += f" --core-erosion {w['core_erosion']}"
     return args
 
 
