@@ -157,7 +157,8 @@ def test_weights_override_reaches_that_datasets_weight_maps_only(tmp_path):
     cfg["weights_overrides"] = {"PhC-C2DH-U373": {"core_erosion": 2}}
     (tmp_path / "cores.yaml").write_text(yaml.safe_dump(cfg))
     out = snakemake(tmp_path, "-n", "-p", "--configfile", str(tmp_path / "cores.yaml")).stdout
-    commands = [ln for ln in out.splitlines() if "scripts/weights.py" in ln]
+    # the shell commands only (-p also lists each job's inputs, the script among them)
+    commands = [ln for ln in out.splitlines() if "scripts/weights.py --prepared" in ln]
     u373 = [ln for ln in commands if "PhC-C2DH-U373" in ln]
     others = [ln for ln in commands if "PhC-C2DH-U373" not in ln]
     assert u373 and others
