@@ -21,7 +21,13 @@ from unet_repro.cpu_check import auto_device_check
 from unet_repro.datasets import read_frames
 from unet_repro.model import UNet
 from unet_repro.provenance import THREADS_ENV
-from unet_repro.train import check_train_config, load_samples, plot_loss, train
+from unet_repro.train import (
+    check_train_config,
+    load_composites,
+    load_samples,
+    plot_loss,
+    train,
+)
 
 
 def main() -> None:
@@ -43,6 +49,13 @@ def main() -> None:
         nargs="+",
         help="frame-roles CSV per sequence, same order (the weights rule's): the frame of"
         " each page of the weight maps",
+    )
+    parser.add_argument(
+        "--pasted",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="composites with pasted touching cells (.npz, the paste rule's), trained on too",
     )
     parser.add_argument("--indices", help="ISBI: training slice indices, e.g. 0-24")
     parser.add_argument("--model-config", default="{}", help="JSON: UNet arguments")
@@ -93,6 +106,10 @@ def main() -> None:
     ):
         frames = read_frames(args.frames[k]) if args.frames else None
         samples += load_samples(prepared, weights, targets, args.indices, frames)
+    for path in args.pasted:
+        composites = load_composites(path)
+        log.info("%s: %d composites with pasted touching cells", path, len(composites))
+        samples += composites
     model_cfg, train_cfg = json.loads(args.model_config), json.loads(args.train_config)
     seed = check_train_config(train_cfg)["seed"]
     # the initial weights from a generator seeded from the seed, not from torch's global one

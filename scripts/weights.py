@@ -41,9 +41,10 @@ from unet_repro.weights import (
 FIELDS = ("frame", "role", "truth", "page")
 
 
-def main() -> None:
+def truth_parser(doc: str) -> argparse.ArgumentParser:
+    """The arguments that say what a sequence trains on (shared with paste.py)."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--prepared", type=Path, required=True, help="prepared .npz of one sequence"
@@ -84,6 +85,11 @@ def main() -> None:
         default=0,
         help="pixels taken off every instance in the target (beyond the paper; 0 = the paper's)",
     )
+    return parser
+
+
+def main() -> None:
+    parser = truth_parser(__doc__)
     parser.add_argument("--out-weights", type=Path, required=True)
     parser.add_argument("--out-target", type=Path, required=True)
     parser.add_argument("--out-frames", type=Path, required=True, help="CSV: each frame's role")

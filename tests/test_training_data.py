@@ -19,7 +19,7 @@ from unet_repro import synthetic
 from unet_repro.datasets import frame_roles, read_ctc_sequence, read_frames
 from unet_repro.io import write_npz
 from unet_repro.postprocess import select_postprocessing
-from unet_repro.train import load_samples
+from unet_repro.train import load_composites, load_samples
 from unet_repro.weights import (
     core_instances,
     training_target,
@@ -299,3 +299,61 @@ def test_figure3_draws_the_page_of_its_frame(tmp_path, sequence):
     args.frame = 3  # a selection frame, not annotated
     with pytest.raises(SystemExit, match="not an annotated frame"):
         fw.figure_inputs(data, len(target), args)
+
+
+def test_composites_paste_cells_of_training_frames_only_into_training_frames(tmp_path):
+    """paste.py: one composite per training page, in page order, made of training frames
+    only (the selection frames' grey values, a sentinel here, never appear), with the target
+    and w(x) of its labels, and the frame's truth kept where nothing was pasted."""
+    rng = np.random.default_rng(0)
+    n, shape = 8, (96, 128)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    silver = np.zeros((n, *shape), np.int32)
+    for t in range(n):
+        for k, (y, x) in enumerate([(25, 25), (70, 40), (30, 95), (72, 100)], start=1):
+            y, x = y + rng.integers(-3, 4), x + rng.integers(-3, 4)
+            silver[t][(yy - y) ** 2 + (xx - x) ** 2 <= 64] = k
+    images = (100 + 80 * (silver > 0) + rng.integers(0, 20, silver.shape)).astype(np.uint16)
+    gold = (1, 4)
+    instances = silver[list(gold)].copy()
+    roles = frame_roles(n, gold, np.ones(n, bool), "GT+ST", 2)
+    select = [r["frame"] for r in roles if r["role"] == "select"]
+    images[select] = 4000  # the sentinel
+    prepared = tmp_path / "01.npz"
+    write_npz(
+        prepared,
+        images=images,
+        instances=instances,
+        frames=np.array(gold),
+        silver=silver,
+        has_silver=np.ones(n, bool),
+    )
+    weights = run_weights(tmp_path, prepared, "GT+ST", 2, "--unannotated", "background")
+    out = tmp_path / "01.pasted.npz"
+    cmd = [sys.executable, str(REPO / "scripts" / "paste.py"), "--prepared", str(prepared)]
+    cmd += ["--training-data", "GT+ST", "--holdout-every", "2", "--unannotated", "background"]
+    subprocess.run([*cmd, "--touching-pastes", "2", "--out", str(out)], check=True)
+    comp = np.load(out)
+    train = read_frames(weights["frames.csv"])
+    assert comp["frames"].tolist() == train and not set(train) & set(select)
+    assert comp["images"].max() < 4000
+    assert (comp["pasted"] >= 1).all()
+    for k, frame in enumerate(train):
+        lab = comp["instances"][k]
+        np.testing.assert_array_equal(comp["targets"][k], training_target(lab))
+        np.testing.assert_allclose(comp["weights"][k], weight_map(lab), rtol=1e-6)
+        base = silver[frame]
+        kept = lab <= base.max()
+        np.testing.assert_array_equal(lab[kept], base[kept])
+        assert lab.max() == base.max() + comp["pasted"][k]
+    # the training loop takes them as (image, target, weights) triples, images normalised
+    samples = load_composites(out)
+    assert len(samples) == len(train) and abs(samples[0][0].mean()) < 1e-5
+    bad = tmp_path / "bad.npz"
+    write_npz(bad, images=comp["images"], targets=comp["targets"][:-1], weights=comp["weights"])
+    with pytest.raises(Exception, match="equal stacks"):
+        load_composites(bad)
+    # a run again gives the same composites (drawn from the seed and the frame)
+    again = tmp_path / "again.npz"
+    subprocess.run([*cmd, "--touching-pastes", "2", "--out", str(again)], check=True)
+    assert again.read_bytes() == out.read_bytes()

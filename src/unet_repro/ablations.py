@@ -66,6 +66,7 @@ CTC_ONLY_WEIGHTS = (
     "ignore_fallback_radius",
     "training_data",
     "holdout_every",
+    "touching_pastes",
 )
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 

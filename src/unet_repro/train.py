@@ -225,6 +225,25 @@ def load_samples(
     return [(normalize(images[i]), t[i], w[i]) for i in picks]
 
 
+def load_composites(path) -> list[tuple[np.ndarray, ...]]:
+    """(image, target, weights) training triples of the composites at ``path``, normalised.
+
+    ``path``: the paste rule's ``.npz`` (``images``, ``targets``, ``weights``; frames with
+    pasted touching cells, :mod:`unet_repro.paste`).
+    """
+    data = read_npz(path)
+    missing = {"images", "targets", "weights"} - set(data)
+    if missing:
+        raise DataError(f"{path}: lacks {sorted(missing)} (not a composites file)")
+    images, targets, weights = data["images"], data["targets"], data["weights"]
+    if not images.shape == targets.shape == weights.shape or images.ndim != 3:
+        raise DataError(
+            f"{path}: images {images.shape}, targets {targets.shape} and weights"
+            f" {weights.shape} must be equal stacks"
+        )
+    return [(normalize(x), y, w) for x, y, w in zip(images, targets, weights, strict=True)]
+
+
 def learning_rate(cfg: Mapping[str, Any], iteration: int) -> float:
     """Learning rate of iteration ``iteration`` (1-based) under ``cfg["schedule"]``."""
     lr, i = float(cfg["lr"]), int(iteration) - 1

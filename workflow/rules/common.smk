@@ -219,17 +219,42 @@ def weights_args(wildcards):
     return args
 
 
+def touching_pastes(wildcards):
+    """Cells pasted into each composite of the job's dataset (0: no composites; ISBI: 0)."""
+    if wildcards.dataset == ISBI:
+        return 0
+    return (
+        dataset_settings(cfg(wildcards), "weights", wildcards.dataset).get(
+            "touching_pastes"
+        )
+        or 0
+    )
+
+
+def paste_args(wildcards):
+    return f"{weights_args(wildcards)} --touching-pastes {touching_pastes(wildcards)}"
+
+
 def train_inputs(wildcards):
-    """Prepared data, weight maps and targets of the split's training sequences."""
+    """Prepared data, weight maps and targets of the split's training sequences (and their
+    composites with pasted touching cells, `weights.touching_pastes`)."""
     seqs = ["train"] if wildcards.dataset == ISBI else ctc_train_sequences(wildcards)
     w = f"results/{stage_dir(wildcards, 'weights', wildcards.dataset)}weights"
-    return {
+    inputs = {
         "script": script("train.py"),
         "prepared": [f"results/prepared/{wildcards.dataset}/{s}.npz" for s in seqs],
         "weights": [f"{w}/{wildcards.dataset}/{s}.weights.tif" for s in seqs],
         "targets": [f"{w}/{wildcards.dataset}/{s}.target.tif" for s in seqs],
         "frames": [f"{w}/{wildcards.dataset}/{s}.frames.csv" for s in seqs],
     }
+    if touching_pastes(wildcards):
+        inputs["pasted"] = [f"{w}/{wildcards.dataset}/{s}.pasted.npz" for s in seqs]
+    return inputs
+
+
+def pasted_arg(wildcards, input):
+    """`--pasted <files>` where the training has composites, else nothing."""
+    return f"--pasted {' '.join(input.pasted)}" if "pasted" in input.keys() else ""
 
 
 def frames_csv(wildcards):

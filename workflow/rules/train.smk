@@ -32,12 +32,14 @@ rule train:
         gpu=config["resources"]["train"]["gpu"],
     params:
         args=train_args,
+        pasted=pasted_arg,
         variant=variant,
         # outside the declared outputs: Snakemake never deletes it, so a retried job resumes
         checkpoint="results/{ablation}checkpoints/{dataset}/{split}/seed{seed}/checkpoint.pt",
     shell:
         "python {input.script} --prepared {input.prepared} --weights {input.weights}"
-        " --targets {input.targets} --frames {input.frames} {params.args} --threads {threads}"
+        " --targets {input.targets} --frames {input.frames} {params.pasted} {params.args}"
+        " --threads {threads}"
         " --variant {params.variant}"
         " --checkpoint {params.checkpoint} --out-model {output.model}"
         " --out-log {output.loss} --out-plot {output.plot} 2> {log}"

@@ -26,6 +26,28 @@ rule weights:
         " --out-frames {output.frames} 2> {log}"
 
 
+rule paste:
+    """Beyond the paper: composites of the training frames with pasted touching cells
+    (`weights.touching_pastes`), trained on beside them."""
+    input:
+        script=script("paste.py"),
+        weights_script=script("weights.py"),
+        prepared="results/prepared/{dataset}/{sequence}.npz",
+    output:
+        "results/{ablation}weights/{dataset}/{sequence}.pasted.npz",
+    log:
+        "logs/{ablation}paste/{dataset}-{sequence}.log",
+    benchmark:
+        "logs/benchmarks/{ablation}paste/{dataset}-{sequence}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    params:
+        args=paste_args,
+    shell:
+        "python {input.script} --prepared {input.prepared} {params.args}"
+        " --out {output} 2> {log}"
+
+
 rule figure3:
     """Image, ground truth, separation borders and weight map, as in the paper's figure 3."""
     input:

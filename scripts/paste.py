@@ -1,0 +1,83 @@
+#!/usr/bin/env python
+"""Composite training frames with touching cells (beyond the paper; unet_repro.paste).
+
+For every training frame of a CTC sequence (the frames the weights rule trains on, with the
+same truth and ignore regions: the same arguments), one composite into which
+``--touching-pastes`` cells cut from the training frames are pasted, each touching a cell of
+the frame. Selection frames and unused frames are never cut from nor pasted into. Its target
+and w(x) come from its labels as the weights rule computes them. The composites are drawn
+from ``numpy.random.default_rng([--seed, frame])``: the same for every training seed.
+
+Writes one ``.npz``: ``images`` (float32, the prepared images' grey values), ``instances``
+(int32, the pasted cells numbered after the frame's), ``targets`` (uint8), ``weights``
+(float32), ``frames`` (the frame each composite was made from, in the order of the weights
+rule's pages) and ``pasted`` (cells pasted into each).
+"""
+
+from pathlib import Path
+
+import numpy as np
+from _common import run, setup_logging
+from weights import ctc_training_set, shrink_to_cores, truth_parser
+
+from unet_repro.io import read_npz, write_npz
+from unet_repro.paste import cut_cells, paste_touching
+from unet_repro.weights import training_target, weight_map
+
+
+def main() -> None:
+    parser = truth_parser(__doc__)
+    parser.add_argument(
+        "--touching-pastes", type=int, required=True, help="cells pasted into each composite"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="of the composites' generator")
+    parser.add_argument("--out", type=Path, required=True, help="composites (.npz)")
+    args = parser.parse_args()
+    log = setup_logging()
+    if args.touching_pastes < 1:
+        raise SystemExit(f"--touching-pastes must be >= 1, got {args.touching_pastes}")
+    data = read_npz(args.prepared)
+    if "instances" not in data:
+        raise SystemExit(f"{args.prepared}: not a CTC sequence (composites need instances)")
+    instances, ignores, rows = ctc_training_set(data, args, log)
+    # the frame of each training page (rows: every frame, `page` empty where not trained on)
+    frames = [int(r["frame"]) for r in sorted(rows, key=lambda r: (r["page"] == "", r["page"]))]
+    frames = frames[: len(instances)]
+    if any(r["role"] != "train" for r in rows if r["page"] != ""):
+        raise SystemExit(f"{args.prepared}: a page of a frame that is not trained on")
+    images = data["images"]
+    cells = []
+    for t, inst, ig in zip(frames, instances, ignores, strict=True):
+        cells += cut_cells(images[t], inst, ig)
+    if not cells:
+        raise SystemExit(f"{args.prepared}: no cell of the training frames can be cut out")
+    out = {k: [] for k in ("images", "instances", "targets", "weights", "frames", "pasted")}
+    for t, inst, ig in zip(frames, instances, ignores, strict=True):
+        rng = np.random.default_rng([args.seed, t])
+        img, lab, ig, n = paste_touching(
+            images[t], inst, cells, rng, n_cells=args.touching_pastes, ignore=ig
+        )
+        if args.core_erosion:
+            (lab,), (ig,) = shrink_to_cores(lab[None], [ig], args.core_erosion, log)
+        out["images"].append(img.astype(np.float32))
+        out["instances"].append(lab.astype(np.int32))
+        out["targets"].append(training_target(lab))
+        w = weight_map(
+            lab, w0=args.w0, sigma=args.sigma, class_balance=args.class_balance, ignore=ig
+        )
+        out["weights"].append(w)
+        out["frames"].append(t)
+        out["pasted"].append(n)
+    write_npz(args.out, **{k: np.stack(v) for k, v in out.items()})
+    log.info(
+        "%s: %d composites of %d training frames, %d cells pasted (%d to choose from)",
+        args.prepared,
+        len(frames),
+        len(frames),
+        sum(out["pasted"]),
+        len(cells),
+    )
+
+
+if __name__ == "__main__":
+    run(main)
