@@ -40,6 +40,7 @@ CONFIG = {
         "u373_wide": {"model_overrides": {"PhC-C2DH-U373": {"base_channels": 24}}},
         "u373_same": {"model_overrides": {"PhC-C2DH-U373": {"base_channels": 16}}},
         "u373_cores": {"weights_overrides": {"PhC-C2DH-U373": {"core_erosion": 2}}},
+        "pasted": {"weights": {"touching_pastes": 2}},
         "no_ignore": {"weights": {"unannotated": "background"}},
         "ctc_fixed": {"evaluate": {"ctc_postprocess": "fixed"}},
     },
@@ -89,6 +90,8 @@ def test_good_overlays_pass():
         ("u373_cores", "PhC-C2DH-U373", "weights"),
         ("u373_cores", "DIC-C2DH-HeLa", None),  # another dataset's weight maps
         ("u373_cores", "isbi2012", None),
+        ("pasted", "PhC-C2DH-U373", "weights"),
+        ("pasted", "isbi2012", None),  # CTC only: ISBI reuses the full method's files
         ("no_ignore", "DIC-C2DH-HeLa", "weights"),
         ("no_ignore", "isbi2012", None),  # ISBI has no partially annotated frames
         ("ctc_fixed", "PhC-C2DH-U373", "evaluate"),

@@ -91,6 +91,23 @@ def test_core_erosion_and_weights_overrides_have_no_default():
             validate({**cfg, **bad}, str(SCHEMA))
 
 
+def test_touching_pastes_is_a_count_without_default():
+    """Absent: the paper's data, and configurations without it keep their digests."""
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert "touching_pastes" not in cfg["weights"]
+    for good in (
+        {"weights": {**cfg["weights"], "touching_pastes": 0}},
+        {"weights_overrides": {"PhC-C2DH-U373": {"touching_pastes": 2}}},
+    ):
+        validate({**cfg, **good}, str(SCHEMA))
+    for bad in (
+        {"weights": {**cfg["weights"], "touching_pastes": -1}},
+        {"weights_overrides": {"PhC-C2DH-U373": {"touching_pastes": 1.5}}},
+    ):
+        with pytest.raises(Exception, match="-1|1.5"):
+            validate({**cfg, **bad}, str(SCHEMA))
+
+
 def test_norm_is_none_or_batch_and_has_no_default():
     """No default: a configuration without `norm` keeps its settings (and its digests)."""
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())

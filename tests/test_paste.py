@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from unet_repro.paste import cut_cells, paste_touching
+from unet_repro.paste import cell_gaps, cut_cells, paste_touching
 from unet_repro.weights import separation_borders, training_target, weight_map
 
 CROSS = ndi.generate_binary_structure(2, 1)
@@ -98,3 +98,21 @@ def test_no_room_or_nothing_to_paste_leaves_the_frame_as_it_is():
     assert n == 0 and np.array_equal(out, lab)
     with pytest.raises(ValueError, match="max_overlap"):
         paste_touching(image, lab, big, np.random.default_rng(0), max_overlap=1.0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cell_gaps_against_all_pixel_pairs(seed):
+    rng = np.random.default_rng(seed)
+    lab = np.zeros((20, 24), dtype=np.int64)
+    for k in range(1, 5):
+        y, x = rng.integers(0, 17), rng.integers(0, 21)
+        lab[y : y + rng.integers(1, 4), x : x + rng.integers(1, 4)] = k
+    gaps = cell_gaps(lab)
+    pts = {k: np.argwhere(lab == k) for k in np.unique(lab) if k}
+    for k, p in pts.items():
+        others = np.concatenate([q for m, q in pts.items() if m != k] or [np.empty((0, 2))])
+        expect = (
+            np.sqrt(((p[:, None] - others[None]) ** 2).sum(-1)).min() if len(others) else np.inf
+        )
+        assert gaps[k] == pytest.approx(expect)
+    assert cell_gaps(disk_frame([(30, 30)])[1]) == {1: np.inf}

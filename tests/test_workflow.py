@@ -166,6 +166,24 @@ def test_weights_override_reaches_that_datasets_weight_maps_only(tmp_path):
     assert not any("--core-erosion" in ln for ln in others)
 
 
+def test_touching_pastes_make_composites_of_that_datasets_training_sequence_only(tmp_path):
+    cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    cfg["weights_overrides"] = {"PhC-C2DH-U373": {"touching_pastes": 2}}
+    (tmp_path / "paste.yaml").write_text(yaml.safe_dump(cfg))
+    out = snakemake(tmp_path, "-n", "-p", "--configfile", str(tmp_path / "paste.yaml")).stdout
+    pastes = [ln for ln in out.splitlines() if "scripts/paste.py --prepared" in ln]
+    # only U373's training sequence 01, never the held-out 02, never another dataset
+    assert len(pastes) == 1 and "PhC-C2DH-U373/01.npz" in pastes[0]
+    assert "--touching-pastes 2" in pastes[0] and "--training-data GT" in pastes[0]
+    trains = [ln for ln in out.splitlines() if "scripts/train.py --prepared" in ln]
+    u373 = [ln for ln in trains if "PhC-C2DH-U373" in ln]
+    assert u373 and all("--pasted results/weights/PhC-C2DH-U373/01.pasted.npz" in ln for ln in u373)
+    assert not any("--pasted" in ln for ln in trains if ln not in u373)
+    # without the setting nothing is pasted (the paper's data)
+    out = snakemake(tmp_path, "-n", "-p", "--configfile", str(REPO / "config" / "test.yaml")).stdout
+    assert "paste.py" not in out and "--pasted" not in out
+
+
 def test_tile_size_per_dataset_reaches_the_predictions(tmp_path):
     cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
     cfg["predict"]["tile_size"] = {"PhC-C2DH-U373": 124}  # the others: 572
