@@ -20,6 +20,7 @@ import numpy as np
 from _common import run, setup_logging
 from weights import ctc_training_set, shrink_to_cores, truth_parser
 
+from unet_repro.datasets import frames_of
 from unet_repro.io import read_npz, write_npz
 from unet_repro.paste import cut_cells, paste_touching
 from unet_repro.weights import training_target, weight_map
@@ -40,11 +41,11 @@ def main() -> None:
     if "instances" not in data:
         raise SystemExit(f"{args.prepared}: not a CTC sequence (composites need instances)")
     instances, ignores, rows = ctc_training_set(data, args, log)
-    # the frame of each training page (rows: every frame, `page` empty where not trained on)
-    frames = [int(r["frame"]) for r in sorted(rows, key=lambda r: (r["page"] == "", r["page"]))]
-    frames = frames[: len(instances)]
-    if any(r["role"] != "train" for r in rows if r["page"] != ""):
-        raise SystemExit(f"{args.prepared}: a page of a frame that is not trained on")
+    frames = frames_of(rows)  # the frame of each training page, as train.py reads them
+    if len(frames) != len(instances):
+        raise SystemExit(
+            f"{args.prepared}: {len(frames)} training frames for {len(instances)} pages"
+        )
     images = data["images"]
     cells = []
     for t, inst, ig in zip(frames, instances, ignores, strict=True):
@@ -70,9 +71,8 @@ def main() -> None:
         out["pasted"].append(n)
     write_npz(args.out, **{k: np.stack(v) for k, v in out.items()})
     log.info(
-        "%s: %d composites of %d training frames, %d cells pasted (%d to choose from)",
+        "%s: one composite of each of %d training frames, %d cells pasted (%d to choose from)",
         args.prepared,
-        len(frames),
         len(frames),
         sum(out["pasted"]),
         len(cells),
