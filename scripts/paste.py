@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 from _common import run, setup_logging
-from weights import ctc_training_set, shrink_to_cores, truth_parser
+from weights import ctc_training_set, frame_weights, shrink_to_cores, truth_parser
 
 from unet_repro.datasets import frames_of
 from unet_repro.io import read_npz, write_npz
 from unet_repro.paste import cut_cells, paste_touching
-from unet_repro.weights import training_target, weight_map
+from unet_repro.weights import training_target
 
 
 def main() -> None:
@@ -63,10 +63,7 @@ def main() -> None:
         out["images"].append(img.astype(np.float32))
         out["instances"].append(lab.astype(np.int32))
         out["targets"].append(training_target(lab))
-        w = weight_map(
-            lab, w0=args.w0, sigma=args.sigma, class_balance=args.class_balance, ignore=ig
-        )
-        out["weights"].append(w)
+        out["weights"].append(frame_weights(lab, ig, args))
         out["frames"].append(t)
         out["pasted"].append(n)
     write_npz(args.out, **{k: np.stack(v) for k, v in out.items()})

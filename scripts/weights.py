@@ -110,12 +110,7 @@ def main() -> None:
         instances, ignores = shrink_to_cores(instances, ignores, args.core_erosion, log)
     targets = np.stack([training_target(inst) for inst in instances])
     weights = np.stack(
-        [
-            weight_map(
-                inst, w0=args.w0, sigma=args.sigma, class_balance=args.class_balance, ignore=ig
-            )
-            for inst, ig in zip(instances, ignores, strict=True)
-        ]
+        [frame_weights(inst, ig, args) for inst, ig in zip(instances, ignores, strict=True)]
     )
     write_tiff(args.out_target, targets.astype(np.uint8))
     write_tiff(args.out_weights, weights.astype(np.float32))
@@ -131,6 +126,13 @@ def main() -> None:
         weights.min(),
         weights.max(),
         weights.mean(),
+    )
+
+
+def frame_weights(instances, ignore, args):
+    """w(x) of one training image with the settings of ``args`` (shared with paste.py)."""
+    return weight_map(
+        instances, w0=args.w0, sigma=args.sigma, class_balance=args.class_balance, ignore=ignore
     )
 
 
