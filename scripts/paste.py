@@ -31,12 +31,23 @@ def main() -> None:
     parser.add_argument(
         "--touching-pastes", type=int, required=True, help="cells pasted into each composite"
     )
+    parser.add_argument(
+        "--touching-overlap",
+        type=float,
+        nargs=2,
+        default=(0.0, 0.2),
+        metavar=("LOW", "HIGH"),
+        help="share of a copy's area over the cell it touches: U(LOW, HIGH) (default 0 0.2)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="of the composites' generator")
     parser.add_argument("--out", type=Path, required=True, help="composites (.npz)")
     args = parser.parse_args()
     log = setup_logging()
     if args.touching_pastes < 1:
         raise SystemExit(f"--touching-pastes must be >= 1, got {args.touching_pastes}")
+    low, high = args.touching_overlap
+    if not 0 <= low <= high < 1:
+        raise SystemExit(f"--touching-overlap needs 0 <= LOW <= HIGH < 1, got {low} {high}")
     data = read_npz(args.prepared)
     if "instances" not in data:
         raise SystemExit(f"{args.prepared}: not a CTC sequence (composites need instances)")
@@ -56,7 +67,13 @@ def main() -> None:
     for t, inst, ig in zip(frames, instances, ignores, strict=True):
         rng = np.random.default_rng([args.seed, t])
         img, lab, ig, n = paste_touching(
-            images[t], inst, cells, rng, n_cells=args.touching_pastes, ignore=ig
+            images[t],
+            inst,
+            cells,
+            rng,
+            n_cells=args.touching_pastes,
+            ignore=ig,
+            overlap=(low, high),
         )
         if args.core_erosion:
             (lab,), (ig,) = shrink_to_cores(lab[None], [ig], args.core_erosion, log)

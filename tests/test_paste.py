@@ -96,8 +96,28 @@ def test_no_room_or_nothing_to_paste_leaves_the_frame_as_it_is():
     big = cut_cells(*disk_frame([(60, 64)], radius=40, shape=(128, 128)))
     img, out, _, n = paste_touching(image, lab, big, np.random.default_rng(0), tries=5)
     assert n == 0 and np.array_equal(out, lab)
-    with pytest.raises(ValueError, match="max_overlap"):
-        paste_touching(image, lab, big, np.random.default_rng(0), max_overlap=1.0)
+    for bad in [(0.0, 1.0), (0.5, 0.3), (-0.1, 0.2)]:
+        with pytest.raises(ValueError, match="overlap"):
+            paste_touching(image, lab, big, np.random.default_rng(0), overlap=bad)
+
+
+@pytest.mark.parametrize(("low", "high"), [(0.0, 0.2), (0.3, 0.6)])
+def test_a_copy_covers_the_drawn_share_of_the_cell_it_sits_on(low, high):
+    # one large flat cell; small round copies placed on it cover U(low, high) of their area
+    image, lab = disk_frame([(64, 64)], radius=30, shape=(128, 128))
+    cells = cut_cells(*disk_frame([(40, 60)], radius=8))
+    shares = []
+    for seed in range(8):
+        _, out, _, n = paste_touching(
+            image, lab, cells, np.random.default_rng(seed), n_cells=1, overlap=(low, high)
+        )
+        assert n == 1
+        copy = out == 2
+        shares.append(np.count_nonzero(copy & (lab == 1)) / copy.sum())
+    # the first 1-px step outwards where the share falls to the draw: at most the draw, and
+    # at least the draw less what one step uncovers (a 17-px wide copy: under 0.1)
+    assert max(shares) <= high and min(shares) >= low - 0.1
+    assert max(shares) - min(shares) > 0.05  # drawn, not fixed
 
 
 @pytest.mark.parametrize("seed", range(4))

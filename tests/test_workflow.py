@@ -138,47 +138,53 @@ def test_ablations_train_only_what_differs(tmp_path):
     assert not any("ablations/tta_none/predictions/PhC" in ln for ln in lines)
 
 
-def test_model_override_reaches_that_datasets_training_only(tmp_path):
+def _dry_run(tmp_path, changes):
+    """`snakemake -n -p` of config/test.yaml with ``changes`` (top-level keys) put in."""
     cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
-    cfg["model_overrides"] = {"PhC-C2DH-U373": {"base_channels": 7}}
-    (tmp_path / "wide.yaml").write_text(yaml.safe_dump(cfg))
-    out = snakemake(tmp_path, "-n", "-p", "--configfile", str(tmp_path / "wide.yaml")).stdout
-    commands = [ln for ln in out.splitlines() if "--model-config" in ln]
+    cfg.update(changes)
+    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(cfg))
+    return snakemake(tmp_path, "-n", "-p", "--configfile", str(tmp_path / "changed.yaml")).stdout
+
+
+def _u373_and_others(out, command):
+    """The shell commands holding ``command`` (-p also lists each job's inputs, the script
+    among them: hence its first argument with it), split into U373's and the others'."""
+    commands = [ln for ln in out.splitlines() if command in ln]
     u373 = [ln for ln in commands if "PhC-C2DH-U373" in ln]
     others = [ln for ln in commands if "PhC-C2DH-U373" not in ln]
     assert u373 and others
+    return u373, others
+
+
+def test_model_override_reaches_that_datasets_training_only(tmp_path):
+    out = _dry_run(tmp_path, {"model_overrides": {"PhC-C2DH-U373": {"base_channels": 7}}})
+    u373, others = _u373_and_others(out, "--model-config")
     assert all('"base_channels": 7' in ln for ln in u373)
-    width = cfg["model"]["base_channels"]
+    width = yaml.safe_load((REPO / "config" / "test.yaml").read_text())["model"]["base_channels"]
     assert all(f'"base_channels": {width}' in ln and width != 7 for ln in others)
 
 
 def test_weights_override_reaches_that_datasets_weight_maps_only(tmp_path):
-    cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
-    cfg["weights_overrides"] = {"PhC-C2DH-U373": {"core_erosion": 2}}
-    (tmp_path / "cores.yaml").write_text(yaml.safe_dump(cfg))
-    out = snakemake(tmp_path, "-n", "-p", "--configfile", str(tmp_path / "cores.yaml")).stdout
-    # the shell commands only (-p also lists each job's inputs, the script among them)
-    commands = [ln for ln in out.splitlines() if "scripts/weights.py --prepared" in ln]
-    u373 = [ln for ln in commands if "PhC-C2DH-U373" in ln]
-    others = [ln for ln in commands if "PhC-C2DH-U373" not in ln]
-    assert u373 and others
+    out = _dry_run(tmp_path, {"weights_overrides": {"PhC-C2DH-U373": {"core_erosion": 2}}})
+    u373, others = _u373_and_others(out, "scripts/weights.py --prepared")
     assert all("--core-erosion 2" in ln for ln in u373)
     assert not any("--core-erosion" in ln for ln in others)
 
 
-def test_touching_pastes_make_composites_of_that_datasets_training_sequence_only(tmp_path):
-    cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
-    cfg["weights_overrides"] = {"PhC-C2DH-U373": {"touching_pastes": 2}}
-    (tmp_path / "paste.yaml").write_text(yaml.safe_dump(cfg))
-    out = snakemake(tmp_path, "-n", "-p", "--configfile", str(tmp_path / "paste.yaml")).stdout
+@pytest.mark.parametrize("overlap", [None, [0.3, 0.7]])
+def test_touching_pastes_make_composites_of_that_datasets_training_sequence_only(tmp_path, overlap):
+    paste = {"touching_pastes": 2} | ({"touching_overlap": overlap} if overlap else {})
+    out = _dry_run(tmp_path, {"weights_overrides": {"PhC-C2DH-U373": paste}})
     pastes = [ln for ln in out.splitlines() if "scripts/paste.py --prepared" in ln]
     # only U373's training sequence 01, never the held-out 02, never another dataset
     assert len(pastes) == 1 and "PhC-C2DH-U373/01.npz" in pastes[0]
     assert "--touching-pastes 2" in pastes[0] and "--training-data GT" in pastes[0]
-    trains = [ln for ln in out.splitlines() if "scripts/train.py --prepared" in ln]
-    u373 = [ln for ln in trains if "PhC-C2DH-U373" in ln]
-    assert u373 and all("--pasted results/weights/PhC-C2DH-U373/01.pasted.npz" in ln for ln in u373)
-    assert not any("--pasted" in ln for ln in trains if ln not in u373)
+    # the share a copy covers: the script's default (0, 0.2) unless set
+    assert ("--touching-overlap 0.3 0.7" in pastes[0]) == bool(overlap)
+    assert overlap or "--touching-overlap" not in pastes[0]
+    u373, others = _u373_and_others(out, "scripts/train.py --prepared")
+    assert all("--pasted results/weights/PhC-C2DH-U373/01.pasted.npz" in ln for ln in u373)
+    assert not any("--pasted" in ln for ln in others)
     # without the setting nothing is pasted (the paper's data)
     out = snakemake(tmp_path, "-n", "-p", "--configfile", str(REPO / "config" / "test.yaml")).stdout
     assert "paste.py" not in out and "--pasted" not in out
@@ -186,13 +192,10 @@ def test_touching_pastes_make_composites_of_that_datasets_training_sequence_only
 
 def test_tile_size_per_dataset_reaches_the_predictions(tmp_path):
     cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
-    cfg["predict"]["tile_size"] = {"PhC-C2DH-U373": 124}  # the others: 572
-    (tmp_path / "tiles.yaml").write_text(yaml.safe_dump(cfg))
-    out = snakemake(tmp_path, "-n", "-p", "--configfile", str(tmp_path / "tiles.yaml")).stdout
-    commands = [ln for ln in out.splitlines() if "scripts/predict.py" in ln and "--model" in ln]
-    u373 = [ln for ln in commands if "PhC-C2DH-U373" in ln]
-    others = [ln for ln in commands if "PhC-C2DH-U373" not in ln]
-    assert u373 and others
+    predict = cfg["predict"] | {"tile_size": {"PhC-C2DH-U373": 124}}  # the others: 572
+    out = _dry_run(tmp_path, {"predict": predict})
+    commands = "\n".join(ln for ln in out.splitlines() if "--model" in ln)
+    u373, others = _u373_and_others(commands, "scripts/predict.py")
     assert all("--tile-size 124" in ln for ln in u373)
     assert all("--tile-size 572" in ln for ln in others)
 

@@ -67,6 +67,7 @@ CTC_ONLY_WEIGHTS = (
     "training_data",
     "holdout_every",
     "touching_pastes",
+    "touching_overlap",
 )
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 

@@ -19,7 +19,8 @@ Conventions:
 * :func:`paste_touching` places each copy (rotated by a random multiple of 90 degrees and
   possibly flipped) on a line from the centroid of a random cell of the frame, at the first
   distance (1-px steps outwards) where the copy covers at most a random fraction
-  ``U(0, max_overlap)`` of its own area of that cell, keeping at least 2 px from every other
+  ``U(*overlap)`` of its own area of that cell (``(0, 0.2)``: it meets the cell's rim;
+  ``(0.3, 0.7)``: it sits on the cell), keeping at least 2 px from every other
   cell and ignore region, and leaving the touched cell at least half of its pixels. The copy
   covers what lies under it (its label overwrites); the image is blended as
   ``alpha * copy + (1 - alpha) * frame`` with ``alpha`` 1 on the copy and the pixels next to
@@ -127,7 +128,7 @@ def paste_touching(
     *,
     n_cells: int = 2,
     ignore: np.ndarray | None = None,
-    max_overlap: float = 0.2,
+    overlap: tuple[float, float] = (0.0, 0.2),
     blend: float = 3.0,
     tries: int = 20,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
@@ -145,8 +146,9 @@ def paste_touching(
         Copies to paste; a copy that finds no place in ``tries`` draws is left out.
     ignore : (H, W) bool array, optional
         The frame's ignore region; the composite's is this minus the pasted pixels.
-    max_overlap : float
-        Largest fraction of a copy's area that may cover the cell it touches.
+    overlap : (float, float)
+        The fraction of a copy's area that may cover the cell it touches is drawn from
+        ``U(*overlap)``, 0 <= low <= high < 1.
     blend : float
         Width (px) of the blending edge outside the copy's first pixel ring; at most the
         ``margin`` of :func:`cut_cells` less 1, so that it ends inside the patch.
@@ -161,20 +163,21 @@ def paste_touching(
     ig = None if ignore is None else np.asarray(ignore, dtype=bool).copy()
     if img.shape != lab.shape or img.ndim != 2:
         raise ValueError(f"image {img.shape} and instances {lab.shape} must be equal 2-D")
-    if not 0 <= max_overlap < 1:
-        raise ValueError(f"max_overlap must lie in [0, 1), got {max_overlap}")
+    low, high = (float(v) for v in overlap)
+    if not 0 <= low <= high < 1:
+        raise ValueError(f"overlap must be (low, high) with 0 <= low <= high < 1, got {overlap}")
     pasted = 0
     labels = np.unique(lab[lab > 0])  # the frame's cells: copies touch these, not each other
     for _ in range(n_cells if len(cells) and len(labels) else 0):
         for _ in range(tries):
-            placed = _try_paste(img, lab, ig, cells, labels, rng, max_overlap, blend)
+            placed = _try_paste(img, lab, ig, cells, labels, rng, (low, high), blend)
             if placed:
                 pasted += 1
                 break
     return img, lab, ig, pasted
 
 
-def _try_paste(img, lab, ig, cells, labels, rng, max_overlap, blend) -> bool:
+def _try_paste(img, lab, ig, cells, labels, rng, overlap, blend) -> bool:
     """One draw of a copy, a touched cell and a direction; pastes and returns True if it fits."""
     patch, mask = cells[int(rng.integers(len(cells)))]
     k, flip = int(rng.integers(4)), bool(rng.integers(2))
@@ -182,7 +185,7 @@ def _try_paste(img, lab, ig, cells, labels, rng, max_overlap, blend) -> bool:
     if flip:
         patch, mask = patch[:, ::-1], mask[:, ::-1]
     touched = int(labels[int(rng.integers(len(labels)))])
-    theta, overlap = rng.uniform(0, 2 * np.pi), rng.uniform(0, max_overlap)
+    theta, share = rng.uniform(0, 2 * np.pi), rng.uniform(*overlap)
     cell = lab == touched
     cy, cx = ndi.center_of_mass(cell)
     h, w = mask.shape
@@ -199,7 +202,7 @@ def _try_paste(img, lab, ig, cells, labels, rng, max_overlap, blend) -> bool:
             return False
         win = (slice(top, top + h), slice(left, left + w))
         covered = int(np.count_nonzero(mask & cell[win]))
-        if covered > overlap * area:
+        if covered > share * area:
             continue
         touching = covered or np.any(ndi.binary_dilation(mask, _DISK1) & cell[win])
         if not touching or np.any(mask & keep_off[win]):

@@ -232,7 +232,11 @@ def touching_pastes(wildcards):
 
 
 def paste_args(wildcards):
-    return f"{weights_args(wildcards)} --touching-pastes {touching_pastes(wildcards)}"
+    w = dataset_settings(cfg(wildcards), "weights", wildcards.dataset)
+    args = f"{weights_args(wildcards)} --touching-pastes {touching_pastes(wildcards)}"
+    if w.get("touching_overlap"):  # absent: the script's (0, 0.2), a copy meets the rim
+        args += " --touching-overlap {} {}".format(*w["touching_overlap"])
+    return args
 
 
 def train_inputs(wildcards):
