@@ -10,7 +10,9 @@ sequence's selection frames only. For the gold frames of a held-out sequence thi
 2. the SEG of the cut the run chose, and the best SEG any cut of a grid (threshold 0.5 ...
    0.99, growth into P > 0.5 or none, +0 or +1 px; min 100 px, holes filled) reaches on
    these frames: the ceiling of the post-processing for these probabilities. Several
-   prediction stacks are averaged first (an ensemble of seeds).
+   prediction stacks are averaged first (an ensemble of seeds);
+3. with ``--figure``, the six matched cells of the lowest Jaccard with the gold (green), the
+   run's (red, the chosen cut on the averaged maps) and the silver truth's (cyan) outlines.
 
 Usage::
 
@@ -49,6 +51,41 @@ def seg_of(probs, golds, **cut) -> float:
     return seg_losses(objects)["seg"]
 
 
+def draw_worst(path: Path, data, probs, frames, cut, rows) -> None:
+    """Image crops of the given gold cells with the gold, run's and silver outlines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, max(len(rows), 1), figsize=(3.2 * max(len(rows), 1), 3.6))
+    for ax, r in zip(np.atleast_1d(axes), rows, strict=False):
+        t, label = int(r["frame"]), int(r["label"])
+        i = frames.index(t)
+        gold = data["instances"][i] == label
+        res = segment(probs[i], **cut)
+        values, counts = np.unique(res[gold], return_counts=True)
+        run = res == values[np.argmax(counts)] if values[np.argmax(counts)] else res < 0
+        st = data["silver"][t] if data["has_silver"][t] else np.zeros_like(res)
+        values, counts = np.unique(st[gold], return_counts=True)
+        silver = st == values[np.argmax(counts)] if values[np.argmax(counts)] else st < 0
+        ys, xs = np.nonzero(gold | run)
+        box = (
+            slice(max(ys.min() - 15, 0), ys.max() + 16),
+            slice(max(xs.min() - 15, 0), xs.max() + 16),
+        )
+        ax.imshow(data["images"][t][box], cmap="gray")
+        for mask, colour in ((gold, "lime"), (run, "red"), (silver, "cyan")):
+            if mask[box].any():
+                ax.contour(mask[box], [0.5], colors=colour, linewidths=0.8)
+        ax.set_title(f"frame {t}, cell {label}: J {float(r['jaccard']):.2f}", fontsize=9)
+        ax.axis("off")
+    fig.suptitle("gold (green), run (red), silver truth (cyan)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -58,6 +95,7 @@ def main() -> None:
         "--scores", type=Path, required=True, help="the run's scores folder (<seq>.seg.json)"
     )
     parser.add_argument("--predictions", type=Path, nargs="+", required=True)
+    parser.add_argument("--figure", type=Path, help="PNG of the worst matched cells")
     args = parser.parse_args()
     data = read_npz(args.prepared)
     seq = args.prepared.stem
@@ -90,6 +128,12 @@ def main() -> None:
     cut = {k: chosen[k] for k in KEYS}
     print(f"\nchosen on the selection frames: {cut}")
     print(f"  SEG on {seq}: {seg_of(probs, golds, **cut):.4f} ({len(args.predictions)} stack(s))")
+    if args.figure:
+        worst = sorted(
+            (r for r in rows if r["category"] == "matched"), key=lambda r: float(r["jaccard"])
+        )
+        draw_worst(args.figure, data, probs, frames, cut, worst[:6])
+        print(f"  the {min(6, len(worst))} worst matched cells: {args.figure}")
     best = (-1.0, None)
     for t, mt, e in itertools.product(*GRID.values()):
         if mt is not None and mt >= t:

@@ -108,6 +108,19 @@ def test_touching_pastes_is_a_count_without_default():
             validate({**cfg, **bad}, str(SCHEMA))
 
 
+def test_touching_overlap_is_a_pair_of_shares_without_default():
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert "touching_overlap" not in cfg["weights"]
+    for good in (
+        {"weights": {**cfg["weights"], "touching_overlap": [0, 0.2]}},
+        {"weights_overrides": {"PhC-C2DH-U373": {"touching_overlap": [0.3, 0.7]}}},
+    ):
+        validate({**cfg, **good}, str(SCHEMA))
+    for bad in ([0.3], [0.3, 0.5, 0.7], [0.3, 1.0], [-0.1, 0.2], 0.5):
+        with pytest.raises(Exception, match="touching_overlap|0.3|1.0|-0.1|0.5"):
+            validate({**cfg, "weights": {**cfg["weights"], "touching_overlap": bad}}, str(SCHEMA))
+
+
 def test_norm_is_none_or_batch_and_has_no_default():
     """No default: a configuration without `norm` keeps its settings (and its digests)."""
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())

@@ -50,7 +50,7 @@ def test_ceiling_reports_the_runs_and_the_silver_truths_jaccard_and_the_best_cut
     out = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "held_out_ceiling.py"),
          "--prepared", str(tmp_path / "02.npz"), "--scores", str(scores),
-         "--predictions", str(tmp_path / "02.tif")],
+         "--predictions", str(tmp_path / "02.tif"), "--figure", str(tmp_path / "worst.png")],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     st = {o["label"]: o["jaccard"] for o in object_errors(gold[0], silver[0])}
@@ -63,3 +63,6 @@ def test_ceiling_reports_the_runs_and_the_silver_truths_jaccard_and_the_best_cut
     assert "SEG on 02: 0.7500 (1 stack(s))" in out  # 3 of 4 cells, each with Jaccard 1
     assert "(a ceiling, not a choice): 1.0000" in out  # a threshold below 0.7 gets all four
     assert "'threshold': 0.5" in out.splitlines()[-1]
+    # the figure of the worst matched cells: a PNG with one panel per matched cell
+    assert "the 3 worst matched cells" in out
+    assert (tmp_path / "worst.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
