@@ -357,3 +357,28 @@ def test_composites_paste_cells_of_training_frames_only_into_training_frames(tmp
     again = tmp_path / "again.npz"
     subprocess.run([*cmd, "--touching-pastes", "2", "--out", str(again)], check=True)
     assert again.read_bytes() == out.read_bytes()
+    # copies placed on the cells: other composites, the same frames; a bad range is refused
+    # before anything is written
+    on = tmp_path / "on.npz"
+    subprocess.run(
+        [*cmd, "--touching-pastes", "2", "--touching-overlap", "0.3", "0.7", "--out", str(on)],
+        check=True,
+    )
+    assert np.load(on)["frames"].tolist() == train
+    assert not np.array_equal(np.load(on)["instances"], comp["instances"])
+    refused = subprocess.run(
+        [
+            *cmd,
+            "--touching-pastes",
+            "2",
+            "--touching-overlap",
+            "0.7",
+            "0.3",
+            "--out",
+            str(on) + "2",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode != 0 and "--touching-overlap" in refused.stderr
+    assert not (tmp_path / "on.npz2").exists()
