@@ -4,8 +4,9 @@
 For every training frame of a CTC sequence (the frames the weights rule trains on, with the
 same truth and ignore regions: the same arguments), one composite into which
 ``--touching-pastes`` cells cut from the training frames are pasted, each touching a cell of
-the frame. Selection frames and unused frames are never cut from nor pasted into. Its target
-and w(x) come from its labels as the weights rule computes them. The composites are drawn
+the frame and covering a share U(``--touching-overlap``) of its own area of it. Selection
+frames and unused frames are never cut from nor pasted into. Its target and w(x) come from
+its labels as the weights rule computes them. The composites are drawn
 from ``numpy.random.default_rng([--seed, frame])``: the same for every training seed.
 
 Writes one ``.npz``: ``images`` (float32, the prepared images' grey values), ``instances``
