@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from unet_repro.ablations import variant_config
 from unet_repro.io import write_npz, write_tiff
 from unet_repro.model import UNet, init_generator
 from unet_repro.provenance import (
@@ -149,6 +150,11 @@ def test_config_digest_ignores_where_data_come_from():
     assert config_digest(cfg) != config_digest({**cfg, "train": {"lr": 0.2}})
     # key order does not matter
     assert config_digest(dict(reversed(list(cfg.items())))) == config_digest(cfg)
+    # defining (or tabling) another ablation variant changes no number of the full method;
+    # a variant's own digest is that of its merged configuration
+    with_variant = {**cfg, "ablations": {"slow": {"train": {"lr": 0.2}}}}
+    assert config_digest({**with_variant, "ablation_variants": ["slow"]}) == config_digest(cfg)
+    assert config_digest(variant_config(with_variant, "slow")) != config_digest(cfg)
 
 
 def test_prediction_carries_the_records_to_the_scores(tmp_path):

@@ -8,8 +8,9 @@ belong in ``logs/``), so a repeated run writes identical files:
     The workflow's git commit; ``tree`` says ``"clean"`` or ``"uncommitted changes"``.
 ``config_digest``
     SHA-256 (first 16 hex digits) of the effective configuration as canonical JSON (sorted
-    keys), without the settings that choose where the data come from or how jobs are scheduled
-    (:data:`DIGEST_EXCLUDES`): a mirror path or a memory request changes no number. The
+    keys), without the settings that choose where the data come from, how jobs are scheduled
+    or which ablation variants exist (:data:`DIGEST_EXCLUDES`): a mirror path, a memory
+    request or a new variant changes no number of the full method. The
     workflow computes it when it parses the configuration and hands it to its jobs in the
     environment variable :data:`ENV` (a mapping from the variant, ``"full"`` or an ablation
     variant, to its digest); a script run by hand records ``None``.
@@ -58,7 +59,10 @@ ENV = "UNET_REPRO_CONFIG_DIGESTS"
 #: Environment variable holding the training thread count the configuration asks for.
 THREADS_ENV = "UNET_REPRO_CONFIGURED_THREADS"
 #: Top-level configuration keys left out of the digest: where data come from, scheduling.
-DIGEST_EXCLUDES = ("mirror", "download", "resources")
+#: Settings that change no number of a run: where the data come from, how jobs are scheduled,
+#: and which ablation variants are defined or tabled (each variant's digest is that of its
+#: merged configuration, so what an overlay changes is in it).
+DIGEST_EXCLUDES = ("mirror", "download", "resources", "ablations", "ablation_variants")
 #: Packages whose versions a record holds (distribution names), after python.
 PACKAGES = ("torch", "numpy", "scipy", "scikit-image")
 REPO = Path(__file__).resolve().parents[2]
