@@ -23,7 +23,7 @@ from weights import ctc_training_set, frame_weights, shrink_to_cores, truth_pars
 
 from unet_repro.datasets import frames_of
 from unet_repro.io import read_npz, write_npz
-from unet_repro.paste import cut_cells, paste_touching
+from unet_repro.paste import check_overlap, cut_cells, paste_touching
 from unet_repro.weights import training_target
 
 
@@ -46,9 +46,10 @@ def main() -> None:
     log = setup_logging()
     if args.touching_pastes < 1:
         raise SystemExit(f"--touching-pastes must be >= 1, got {args.touching_pastes}")
-    low, high = args.touching_overlap
-    if not 0 <= low <= high < 1:
-        raise SystemExit(f"--touching-overlap needs 0 <= LOW <= HIGH < 1, got {low} {high}")
+    try:  # refused before anything is read or written
+        overlap = check_overlap(args.touching_overlap)
+    except ValueError as err:
+        raise SystemExit(f"--touching-overlap: {err}") from None
     data = read_npz(args.prepared)
     if "instances" not in data:
         raise SystemExit(f"{args.prepared}: not a CTC sequence (composites need instances)")
@@ -74,7 +75,7 @@ def main() -> None:
             rng,
             n_cells=args.touching_pastes,
             ignore=ig,
-            overlap=(low, high),
+            overlap=overlap,
         )
         if args.core_erosion:
             (lab,), (ig,) = shrink_to_cores(lab[None], [ig], args.core_erosion, log)

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["cell_gaps", "cut_cells", "paste_touching"]
+__all__ = ["cell_gaps", "check_overlap", "cut_cells", "paste_touching"]
 
 _DISK1 = ndi.generate_binary_structure(2, 1)
 
@@ -120,6 +120,14 @@ def cut_cells(
     return out
 
 
+def check_overlap(overlap: Sequence[float]) -> tuple[float, float]:
+    """``(low, high)`` of the share a copy may cover, checked: 0 <= low <= high < 1."""
+    low, high = (float(v) for v in overlap)
+    if not 0 <= low <= high < 1:
+        raise ValueError(f"overlap must be (low, high) with 0 <= low <= high < 1, got {overlap}")
+    return low, high
+
+
 def paste_touching(
     image: np.ndarray,
     instances: np.ndarray,
@@ -163,14 +171,12 @@ def paste_touching(
     ig = None if ignore is None else np.asarray(ignore, dtype=bool).copy()
     if img.shape != lab.shape or img.ndim != 2:
         raise ValueError(f"image {img.shape} and instances {lab.shape} must be equal 2-D")
-    low, high = (float(v) for v in overlap)
-    if not 0 <= low <= high < 1:
-        raise ValueError(f"overlap must be (low, high) with 0 <= low <= high < 1, got {overlap}")
+    overlap = check_overlap(overlap)
     pasted = 0
     labels = np.unique(lab[lab > 0])  # the frame's cells: copies touch these, not each other
     for _ in range(n_cells if len(cells) and len(labels) else 0):
         for _ in range(tries):
-            placed = _try_paste(img, lab, ig, cells, labels, rng, (low, high), blend)
+            placed = _try_paste(img, lab, ig, cells, labels, rng, overlap, blend)
             if placed:
                 pasted += 1
                 break
