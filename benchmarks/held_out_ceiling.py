@@ -44,14 +44,22 @@ GRID = {
 }
 
 
-def seg_of(probs, golds, **cut) -> float:
+def seg_of(results, golds) -> float:
+    """SEG of result label images against the gold frames."""
     objects = []
-    for p, g in zip(probs, golds, strict=True):
-        objects += object_errors(g, segment(p, **cut))
+    for res, g in zip(results, golds, strict=True):
+        objects += object_errors(g, res)
     return seg_losses(objects)["seg"]
 
 
-def draw_worst(path: Path, data, probs, frames, cut, rows) -> None:
+def covering(labels: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """The mask of the label covering most of ``cell`` (empty when that is background)."""
+    values, counts = np.unique(labels[cell], return_counts=True)
+    top = values[np.argmax(counts)]
+    return labels == top if top else np.zeros_like(cell)
+
+
+def draw_worst(path: Path, data, results, frames, rows) -> None:
     """Image crops of the given gold cells with the gold, run's and silver outlines."""
     import matplotlib
 
@@ -63,12 +71,8 @@ def draw_worst(path: Path, data, probs, frames, cut, rows) -> None:
         t, label = int(r["frame"]), int(r["label"])
         i = frames.index(t)
         gold = data["instances"][i] == label
-        res = segment(probs[i], **cut)
-        values, counts = np.unique(res[gold], return_counts=True)
-        run = res == values[np.argmax(counts)] if values[np.argmax(counts)] else res < 0
-        st = data["silver"][t] if data["has_silver"][t] else np.zeros_like(res)
-        values, counts = np.unique(st[gold], return_counts=True)
-        silver = st == values[np.argmax(counts)] if values[np.argmax(counts)] else st < 0
+        run = covering(results[i], gold)
+        silver = covering(data["silver"][t], gold) if data["has_silver"][t] else np.zeros_like(gold)
         ys, xs = np.nonzero(gold | run)
         box = (
             slice(max(ys.min() - 15, 0), ys.max() + 16),
@@ -127,19 +131,21 @@ def main() -> None:
     probs = np.mean([tifffile.imread(p)[frames] for p in args.predictions], axis=0)
     cut = {k: chosen[k] for k in KEYS}
     print(f"\nchosen on the selection frames: {cut}")
-    print(f"  SEG on {seq}: {seg_of(probs, golds, **cut):.4f} ({len(args.predictions)} stack(s))")
+    results = [segment(p, **cut) for p in probs]
+    print(f"  SEG on {seq}: {seg_of(results, golds):.4f} ({len(args.predictions)} stack(s))")
     if args.figure:
         worst = sorted(
             (r for r in rows if r["category"] == "matched"), key=lambda r: float(r["jaccard"])
         )
-        draw_worst(args.figure, data, probs, frames, cut, worst[:6])
+        draw_worst(args.figure, data, results, frames, worst[:6])
         print(f"  the {min(6, len(worst))} worst matched cells: {args.figure}")
     best = (-1.0, None)
     for t, mt, e in itertools.product(*GRID.values()):
         if mt is not None and mt >= t:
             continue
         c = dict(threshold=t, mask_threshold=mt, expand=e, min_size=100, fill_holes=True)
-        best = max(best, (seg_of(probs, golds, **c), c), key=lambda x: x[0])
+        seg = seg_of([segment(p, **c) for p in probs], golds)
+        best = max(best, (seg, c), key=lambda x: x[0])
     seg, c = best
     print(f"best cut of the grid on {seq} itself (a ceiling, not a choice): {seg:.4f} {c}")
 
