@@ -345,3 +345,40 @@ def test_sample_tile_coverage_counts():
     # flat: corners and borders as often as the centre (binomial noise ~0.008 per pixel)
     assert np.abs(p - expected).max() < 0.035
     assert abs(p[0, 0] - p[shape[0] // 2, shape[1] // 2]) < 0.035
+
+
+def test_scale_zooms_about_the_tile_centre():
+    """A centred disk of radius r comes out with radius r * exp(U(-s, s)): areas between
+    exp(-2s) and exp(2s) of the original, both larger and smaller ones, image and target
+    zoomed alike."""
+    n, r, s = 201, 30.0, 0.3
+    yy, xx = np.indices((n, n)) - n // 2
+    disk = (yy**2 + xx**2 <= r**2).astype(np.uint8)
+    img = disk.astype(np.float32) * 2 - 1
+    aug = {**NO_AUG, "enabled": True, "elastic": False, "rot90": False, "flip": False}
+    aug.update(GEOMETRY_ONLY, placement="inside", scale=s)
+    rng = np.random.default_rng(3)
+    ratios = []
+    for _ in range(40):
+        x, y, _w = sample_tile(img, disk, None, rng, n, n, aug)
+        ratios.append(y.sum() / disk.sum())
+        # the same zoom: the radii of image and target agree to a fraction of a pixel
+        assert abs(np.sqrt((x > 0).sum() / np.pi) - np.sqrt(y.sum() / np.pi)) < 0.75
+        assert y[n // 2, n // 2] == 1  # about the centre
+    ratios = np.array(ratios)
+    assert ratios.min() >= np.exp(-2 * s) * 0.97 and ratios.max() <= np.exp(2 * s) * 1.03
+    assert ratios.min() < 0.8 and ratios.max() > 1.25  # both ways, spread over the range
+
+
+def test_scale_zero_draws_nothing():
+    """scale 0 (the default) gives the tiles of before, byte for byte: no draw is spent."""
+    img = smooth_image((90, 90), seed=4)
+    lab = (img > 0).astype(np.uint8)
+    a = sample_tile(img, lab, None, np.random.default_rng(5), 92, 52, {"rotation_deg": 10.0})
+    b = sample_tile(
+        img, lab, None, np.random.default_rng(5), 92, 52, {"rotation_deg": 10.0, "scale": 0}
+    )
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_array_equal(u, v)
+    with pytest.raises(ValueError, match="scale"):
+        sample_tile(img, lab, None, np.random.default_rng(5), 92, 52, {"scale": -0.1})

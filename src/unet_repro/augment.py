@@ -64,6 +64,7 @@ DEFAULT_AUG: dict[str, Any] = {
     "rot90": True,  # random multiple of 90 degrees (exact, no interpolation)
     "flip": True,  # random left-right flip (with rot90: all 8 symmetries of the square)
     "rotation_deg": 0.0,  # extra rotation by an angle ~ U(-r, r) degrees (0: off)
+    "scale": 0.0,  # zoom by a factor exp(U(-s, s)) about the tile centre (0: off; beyond the paper)
     "placement": "uniform",  # output window: "uniform" (every pixel equally often) | "inside"
     "gamma": 0.0,  # grey values: gamma = exp(U(-g, g)) on the tile's [min, max] range (0: off)
     "contrast": 0.1,  # grey values: x * U(1 - c, 1 + c)
@@ -85,7 +86,7 @@ def check_aug(aug: Mapping[str, Any] | None = None) -> dict[str, Any]:
         On an unknown key (catches typos) or a negative range.
     """
     cfg = merge_settings(DEFAULT_AUG, aug, "augmentation")
-    for key in ("elastic_sigma", "rotation_deg", "gamma", "contrast", "brightness"):
+    for key in ("elastic_sigma", "rotation_deg", "scale", "gamma", "contrast", "brightness"):
         if cfg[key] < 0:
             raise ValueError(f"augmentation setting {key!r} must be >= 0, got {cfg[key]}")
     if cfg["contrast"] >= 1:
@@ -295,9 +296,11 @@ def sample_tile(
     ``(input_size - output_size) / 2`` pixels of context on each side, mirror-extended beyond
     the image border. Then, with ``aug["enabled"]``:
 
-    1. elastic deformation (coarse ``points x points`` grid over the input tile, N(0, sigma)) and
-       an optional small rotation about the tile centre, both as one backward map sampled
-       directly from the mirror-extended image (one interpolation, no black corners);
+    1. elastic deformation (coarse ``points x points`` grid over the input tile, N(0, sigma)),
+       an optional small rotation and an optional zoom by ``exp(U(-scale, scale))`` (content
+       magnified by that factor; beyond the paper) about the tile centre, all as one backward
+       map sampled directly from the mirror-extended image (one interpolation, no black
+       corners);
     2. a random multiple of 90 degrees and a random flip (exact array operations);
     3. grey-value changes of the image (:func:`grey_value_change`).
 
@@ -350,9 +353,12 @@ def sample_tile(
         coarse = random_displacement(rng, cfg["elastic_sigma"], cfg["elastic_points"])
     if on and cfg["rotation_deg"] > 0:
         angle = np.deg2rad(rng.uniform(-cfg["rotation_deg"], cfg["rotation_deg"]))
+    zoom = 1.0  # drawn last, so that scale 0 leaves every other draw as it was
+    if on and cfg["scale"] > 0:
+        zoom = float(np.exp(rng.uniform(-cfg["scale"], cfg["scale"])))
 
     inner = slice(m, m + output_size)
-    if coarse is None and angle == 0.0:
+    if coarse is None and angle == 0.0 and zoom == 1.0:
         # pure shift: exact integer crops
         x = mirror_crop(image, top, left, input_size).astype(np.float32)
         y = mirror_crop(target, top, left, input_size)[inner, inner]
@@ -360,7 +366,7 @@ def sample_tile(
     else:
         c = (input_size - 1) / 2.0  # tile centre, in tile and (plus offset) image coordinates
         d = np.indices((input_size, input_size), dtype=np.float64) - c
-        cos, sin = np.cos(angle), np.sin(angle)
+        cos, sin = np.cos(angle) / zoom, np.sin(angle) / zoom
         coords = np.stack([cos * d[0] - sin * d[1], sin * d[0] + cos * d[1]])
         coords += np.array([top + c, left + c])[:, None, None]
         if coarse is not None:
