@@ -58,10 +58,10 @@ __all__ = [
 ENV = "UNET_REPRO_CONFIG_DIGESTS"
 #: Environment variable holding the training thread count the configuration asks for.
 THREADS_ENV = "UNET_REPRO_CONFIGURED_THREADS"
-#: Top-level configuration keys left out of the digest: where data come from, scheduling.
-#: Settings that change no number of a run: where the data come from, how jobs are scheduled,
-#: and which ablation variants are defined or tabled (each variant's digest is that of its
-#: merged configuration, so what an overlay changes is in it).
+#: Top-level configuration keys left out of the digest, settings that change no number of a
+#: run: where the data come from, how jobs are scheduled, and which ablation variants are
+#: defined or tabled (each variant's digest is that of its merged configuration, so what an
+#: overlay changes is in it).
 DIGEST_EXCLUDES = ("mirror", "download", "resources", "ablations", "ablation_variants")
 #: Packages whose versions a record holds (distribution names), after python.
 PACKAGES = ("torch", "numpy", "scipy", "scikit-image")
