@@ -1,6 +1,7 @@
 """benchmarks/held_out_ceiling.py on a small held-out sequence made here."""
 
 import csv
+import importlib.util
 import json
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+from scipy import ndimage as ndi
 
 from unet_repro.io import write_npz
 from unet_repro.metrics.ctc import object_errors
@@ -66,3 +68,68 @@ def test_ceiling_reports_the_runs_and_the_silver_truths_jaccard_and_the_best_cut
     # the figure of the worst matched cells: a PNG with one panel per matched cell
     assert "the 3 worst matched cells" in out
     assert (tmp_path / "worst.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _load_benchmark():
+    spec = importlib.util.spec_from_file_location(
+        "held_out_ceiling", REPO / "benchmarks" / "held_out_ceiling.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_split_by_previous_separates_what_the_previous_frame_held_apart():
+    split_by_previous = _load_benchmark().split_by_previous
+    yy, xx = np.mgrid[:60, :90]
+    left, right = (yy - 30) ** 2 + (xx - 28) ** 2 <= 196, (yy - 30) ** 2 + (xx - 60) ** 2 <= 196
+    previous = np.zeros((60, 90), dtype=np.uint16)
+    previous[left], previous[right] = 1, 2
+    # frame t: the two cells have moved together and come out as one object
+    merged = ndi.binary_closing(np.roll(left, 3, 1) | np.roll(right, -3, 1), iterations=4)
+    out = split_by_previous(merged.astype(np.uint16), previous)
+    assert out.max() == 2 and ((out > 0) == merged).all()
+    assert (out[30, 20] != out[30, 70]) and out[30, 20] and out[30, 70]
+    # one object of t - 1 in one object of t (a cell that moved, or divided later): untouched
+    one = np.where(previous == 2, 0, previous)
+    assert (split_by_previous(merged.astype(np.uint16), one) == merged).all()
+    # a previous object with too small a share inside (0.3 by default) does not split
+    assert split_by_previous(merged.astype(np.uint16), previous, min_share=0.99).max() == 1
+    # a part under min_size is not cut off
+    assert split_by_previous(merged.astype(np.uint16), previous, min_size=700).max() == 1
+
+
+def test_ceiling_temporal_reports_the_seg_with_merges_split_by_the_previous_frame(tmp_path):
+    yy, xx = np.mgrid[:60, :90]
+    gold = np.zeros((3, 60, 90), dtype=np.uint16)
+    for t, gap in enumerate((4, 1, 0)):  # two cells closing in until they touch
+        gold[t][((yy - 30) ** 2 + (xx - 30 + gap) ** 2 <= 196) & (xx < 45)] = 1
+        gold[t][((yy - 30) ** 2 + (xx - 60 - gap) ** 2 <= 196) & (xx >= 45 + 2 * gap)] = 2
+    write_npz(
+        tmp_path / "02.npz",
+        images=np.zeros((3, 60, 90), dtype=np.uint8),
+        instances=gold[1:],
+        frames=np.array([1, 2]),
+        silver=gold,
+        has_silver=np.array([True, True, True]),
+    )
+    probs = 0.9 * (gold > 0).astype(np.float32)
+    probs[1:, 27:34, 40:52] = 0.9  # frames 1 and 2: the cells joined by a bridge
+    tifffile.imwrite(tmp_path / "02.tif", probs, photometric="minisblack")
+    scores = tmp_path / "scores"
+    scores.mkdir()
+    cut = dict(threshold=0.5, mask_threshold=None, keep_unseeded=False, min_size=100)
+    cut |= dict(split_depth=None, expand=0, fill_holes=True)
+    (scores / "02.seg.json").write_text(json.dumps(cut | {"seg": 0.5}))
+    with open(scores / "02.objects.csv", "w", newline="") as f:
+        csv.writer(f).writerow(["frame", "label", "match", "jaccard", "category"])
+    out = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "held_out_ceiling.py"),
+         "--prepared", str(tmp_path / "02.npz"), "--scores", str(scores),
+         "--predictions", str(tmp_path / "02.tif"), "--temporal"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    without = float(out.split("SEG on 02: ")[1].split()[0])
+    line = next(x for x in out.splitlines() if "split by the previous one" in x)
+    assert "3 frames in time order" in line and "merged 0 of 4 cells" in line
+    assert without < 0.55 < 0.8 < float(line.split("SEG ")[1].split(",")[0])
