@@ -78,21 +78,18 @@ def split_by_previous(
     overlap = np.bincount(pair.ravel(), minlength=n_lab * n_prev).reshape(n_lab, n_prev)
     size = np.bincount(prev.ravel(), minlength=n_prev)
     held = (overlap >= min_share * size) & (size >= min_size)
-    held[:, 0] = False
+    held[0, :] = held[:, 0] = False  # background on either side holds nothing
     out = lab.astype(np.int64)
     nxt = n_lab
     for o in np.flatnonzero(held.sum(axis=1) >= 2):
-        if o == 0:
-            continue
         inside = lab == o
         markers = np.zeros(lab.shape, dtype=np.int64)
         for i, q in enumerate(np.flatnonzero(held[o]), start=1):
             markers[ndi.binary_erosion(inside & (prev == q), iterations=2)] = i
-        n = int(markers.max())
         if len(np.unique(markers[markers > 0])) < 2:
             continue
         parts = watershed(-ndi.distance_transform_edt(inside), markers, mask=inside)
-        sizes = np.bincount(parts[inside], minlength=n + 1)[1:]
+        sizes = np.bincount(parts[inside], minlength=int(markers.max()) + 1)[1:]
         if (sizes[sizes > 0] < min_size).any():
             continue
         for i in np.flatnonzero(sizes)[1:] + 1:
