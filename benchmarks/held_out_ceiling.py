@@ -177,7 +177,8 @@ def main() -> None:
         print(f"| {cat} | {len(sel)} | {ours:.4f} | {st_text} |")
 
     # 2. the chosen cut and the best cut of the grid on these frames
-    probs = np.mean([tifffile.imread(p)[frames] for p in args.predictions], axis=0)
+    stack = np.mean([tifffile.imread(p) for p in args.predictions], axis=0)  # every frame
+    probs = stack[frames]
     cut = {k: chosen[k] for k in KEYS}
     print(f"\nchosen on the selection frames: {cut}")
     results = [segment(p, **cut) for p in probs]
@@ -189,7 +190,6 @@ def main() -> None:
         draw_worst(args.figure, data, results, frames, worst[:6])
         print(f"  the {min(6, len(worst))} worst matched cells: {args.figure}")
     if args.temporal:
-        stack = np.mean([tifffile.imread(p) for p in args.predictions], axis=0)
         previous, split = None, []
         for p in stack:
             lab = segment(p, **cut)
