@@ -19,9 +19,12 @@ import argparse
 from pathlib import Path
 from typing import NamedTuple
 
+import matplotlib.pyplot as plt
 import numpy as np
 import tifffile
 from skimage.segmentation import find_boundaries
+
+from unet_repro.figures import save  # the Agg backend; written atomically
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -96,11 +99,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="the figure (.png)")
     args = parser.parse_args()
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, len(args.cells), figsize=(3.2 * len(args.cells), 3.4))
     for ax, cell in zip(np.atleast_1d(axes), args.cells, strict=True):
         image, truth = read_cell(args.data, args.dataset, cell)
@@ -113,8 +111,7 @@ def main() -> None:
         ax.set_title(f"{cell.seq} t{cell.frame:03d} {cell.truth}, cell {cell.label}", fontsize=9)
         ax.axis("off")
     fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=100)
+    save(fig, args.out, dpi=100)
     print(f"wrote {args.out}")
 
 
