@@ -4,7 +4,8 @@
 For every training frame of a CTC sequence (the frames the weights rule trains on, with the
 same truth and ignore regions: the same arguments), one composite into which
 ``--touching-pastes`` cells cut from the training frames are pasted, each touching a cell of
-the frame and covering a share U(``--touching-overlap``) of its own area of it. Selection
+the frame and covering a share U(``--touching-overlap``) of its own area of it (with
+``--touching-roundness``, only cells at least that round are cut). Selection
 frames and unused frames are never cut from nor pasted into. Its target and w(x) come from
 its labels as the weights rule computes them. The composites are drawn
 from ``numpy.random.default_rng([--seed, frame])``: the same for every training seed.
@@ -40,6 +41,12 @@ def main() -> None:
         metavar=("LOW", "HIGH"),
         help="share of a copy's area over the cell it touches: U(LOW, HIGH) (default 0 0.2)",
     )
+    parser.add_argument(
+        "--touching-roundness",
+        type=float,
+        default=0.0,
+        help="paste only cells of at least this roundness, 4 pi A / P^2 (default 0: any)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="of the composites' generator")
     parser.add_argument("--out", type=Path, required=True, help="composites (.npz)")
     args = parser.parse_args()
@@ -50,6 +57,8 @@ def main() -> None:
         overlap = check_overlap(args.touching_overlap)
     except ValueError as err:
         raise SystemExit(f"--touching-overlap: {err}") from None
+    if not 0 <= args.touching_roundness < 1:
+        raise SystemExit(f"--touching-roundness must be in [0, 1), got {args.touching_roundness}")
     data = read_npz(args.prepared)
     if "instances" not in data:
         raise SystemExit(f"{args.prepared}: not a CTC sequence (composites need instances)")
@@ -62,9 +71,12 @@ def main() -> None:
     images = data["images"]
     cells = []
     for t, inst, ig in zip(frames, instances, ignores, strict=True):
-        cells += cut_cells(images[t], inst, ig)
+        cells += cut_cells(images[t], inst, ig, min_roundness=args.touching_roundness)
     if not cells:
-        raise SystemExit(f"{args.prepared}: no cell of the training frames can be cut out")
+        raise SystemExit(
+            f"{args.prepared}: no cell of the training frames can be cut out"
+            + (f" (roundness >= {args.touching_roundness})" if args.touching_roundness else "")
+        )
     out = {k: [] for k in ("images", "instances", "targets", "weights", "frames", "pasted")}
     for t, inst, ig in zip(frames, instances, ignores, strict=True):
         rng = np.random.default_rng([args.seed, t])

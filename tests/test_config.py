@@ -121,6 +121,19 @@ def test_touching_overlap_is_a_pair_of_shares_without_default():
             validate({**cfg, "weights": {**cfg["weights"], "touching_overlap": bad}}, str(SCHEMA))
 
 
+def test_touching_roundness_is_a_share_below_one_without_default():
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert "touching_roundness" not in cfg["weights"]
+    for good in (
+        {"weights": {**cfg["weights"], "touching_roundness": 0}},
+        {"weights_overrides": {"PhC-C2DH-U373": {"touching_roundness": 0.8}}},
+    ):
+        validate({**cfg, **good}, str(SCHEMA))
+    for bad in (1.0, -0.1, "round"):
+        with pytest.raises(Exception, match="touching_roundness|1.0|-0.1|round"):
+            validate({**cfg, "weights": {**cfg["weights"], "touching_roundness": bad}}, str(SCHEMA))
+
+
 def test_norm_is_none_or_batch_and_has_no_default():
     """No default: a configuration without `norm` keeps its settings (and its digests)."""
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from unet_repro.paste import cell_gaps, cut_cells, paste_touching
+from unet_repro.paste import cell_gaps, cut_cells, paste_touching, roundness
 from unet_repro.weights import separation_borders, training_target, weight_map
 
 CROSS = ndi.generate_binary_structure(2, 1)
@@ -34,6 +34,24 @@ def test_cut_cells_keeps_only_free_cells_with_their_halo():
     assert np.array_equal(patch, image[18:43, 18:43])
     # smaller than min_area: left out
     assert cut_cells(image, lab, ignore, margin=4, min_area=1000) == []
+
+
+def test_roundness_is_one_for_a_disk_less_for_thinner_shapes_and_filters_cut_cells():
+    yy, xx = np.mgrid[:60, :60]
+    disk = (yy - 30) ** 2 + (xx - 30) ** 2 <= 20**2
+    bar = np.zeros((60, 60), bool)
+    bar[28:33, 5:55] = True  # 5 x 50
+    assert 0.85 < roundness(disk) <= 1.0
+    assert roundness(bar) < 0.4 < roundness(disk[10:50, 10:30] | disk[10:50, 30:50])
+    assert roundness(np.zeros((5, 5), bool)) == 0.0
+    # a disk and a bar, both free: a minimum roundness keeps the disk only
+    lab = np.zeros((80, 120), np.int64)
+    lab[10:70, 5:65][disk] = 1
+    lab[40:45, 70:115] = 2
+    image = 100.0 + 50 * (lab > 0)
+    assert len(cut_cells(image, lab, margin=4, min_area=50)) == 2
+    ((patch, mask),) = cut_cells(image, lab, margin=4, min_area=50, min_roundness=0.8)
+    assert mask.sum() == disk.sum()
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -382,3 +382,13 @@ def test_composites_paste_cells_of_training_frames_only_into_training_frames(tmp
     )
     assert refused.returncode != 0 and "--touching-overlap" in refused.stderr
     assert not (tmp_path / "on.npz2").exists()
+    # only round cells: none of these small digital disks is that round (a clear error), and
+    # a roundness of 1 or more is refused
+    for value, message in (("0.99", "no cell of the training frames"), ("1.5", "[0, 1)")):
+        refused = subprocess.run(
+            [*cmd, "--touching-pastes", "2", "--touching-roundness", value, "--out", str(on) + "3"],
+            capture_output=True,
+            text=True,
+        )
+        assert refused.returncode != 0 and message in refused.stderr, refused.stderr
+        assert not (tmp_path / "on.npz3").exists()

@@ -174,6 +174,7 @@ def test_weights_override_reaches_that_datasets_weight_maps_only(tmp_path):
 @pytest.mark.parametrize("overlap", [None, [0.3, 0.7]])
 def test_touching_pastes_make_composites_of_that_datasets_training_sequence_only(tmp_path, overlap):
     paste = {"touching_pastes": 2} | ({"touching_overlap": overlap} if overlap else {})
+    paste |= {"touching_roundness": 0.8} if overlap else {}
     out = _dry_run(tmp_path, {"weights_overrides": {"PhC-C2DH-U373": paste}})
     pastes = [ln for ln in out.splitlines() if "scripts/paste.py --prepared" in ln]
     # only U373's training sequence 01, never the held-out 02, never another dataset
@@ -182,6 +183,8 @@ def test_touching_pastes_make_composites_of_that_datasets_training_sequence_only
     # the share a copy covers: the script's default (0, 0.2) unless set
     assert ("--touching-overlap 0.3 0.7" in pastes[0]) == bool(overlap)
     assert overlap or "--touching-overlap" not in pastes[0]
+    assert ("--touching-roundness 0.8" in pastes[0]) == bool(overlap)
+    assert overlap or "--touching-roundness" not in pastes[0]
     u373, others = _u373_and_others(out, "scripts/train.py --prepared")
     assert all("--pasted results/weights/PhC-C2DH-U373/01.pasted.npz" in ln for ln in u373)
     assert not any("--pasted" in ln for ln in others)

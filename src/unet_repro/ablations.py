@@ -68,6 +68,7 @@ CTC_ONLY_WEIGHTS = (
     "holdout_every",
     "touching_pastes",
     "touching_overlap",
+    "touching_roundness",
 )
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 

@@ -236,6 +236,8 @@ def paste_args(wildcards):
     args = f"{weights_args(wildcards)} --touching-pastes {touching_pastes(wildcards)}"
     if w.get("touching_overlap"):  # absent: the script's (0, 0.2), a copy meets the rim
         args += " --touching-overlap {} {}".format(*w["touching_overlap"])
+    if w.get("touching_roundness"):  # absent or 0: any cell is pasted
+        args += f" --touching-roundness {w['touching_roundness']}"
     return args
 
 
