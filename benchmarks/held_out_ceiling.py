@@ -107,10 +107,9 @@ def covering(labels: np.ndarray, cell: np.ndarray) -> np.ndarray:
 
 def draw_worst(path: Path, data, results, frames, rows) -> None:
     """Image crops of the given gold cells with the gold, run's and silver outlines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from unet_repro.figures import save  # the Agg backend; written atomically
 
     fig, axes = plt.subplots(1, max(len(rows), 1), figsize=(3.2 * max(len(rows), 1), 3.6))
     for ax, r in zip(np.atleast_1d(axes), rows, strict=False):
@@ -132,8 +131,7 @@ def draw_worst(path: Path, data, results, frames, rows) -> None:
         ax.axis("off")
     fig.suptitle("gold (green), run (red), silver truth (cyan)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save(fig, path, dpi=80)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ or as two. Prints each cell's area and the labels of the truth instances its cro
 Usage::
 
     python benchmarks/truth_crops.py --dataset PhC-C2DH-U373 --out rounded.png \\
-        01:1:4:GT 01:59:4:GT 02:41:7:GT 02:59:6:GT [--data ../shared/data]
+        01:1:4:GT 01:59:6:GT 02:41:7:GT 02:59:6:GT [--data ../shared/data]
 """
 
 from __future__ import annotations
