@@ -102,23 +102,43 @@ def fill_label_holes(labels: np.ndarray) -> np.ndarray:
     """Fill the holes of the instances: background regions enclosed by a single instance.
 
     A 4-connected background region that does not reach the image edge and whose outer ring
-    (its 4-neighbours) belongs to one label only takes that label; a gap enclosed jointly by
-    several touching instances stays background. O(pixels), whatever the number of objects.
+    (the instance pixels 4-adjacent to it) belongs to one label only takes that label; a gap
+    enclosed jointly by several touching instances stays background. O(pixels), whatever the
+    number of objects: one labelling of the background and the ring's (region, label) pairs
+    from the four neighbour shifts, without a dilation or a per-region sort.
     """
     lab = np.asarray(labels)
-    fg = lab > 0
-    holes, n = ndi.label(ndi.binary_fill_holes(fg) & ~fg, structure=_CROSS)
-    if n == 0:
+    if lab.ndim != 2:
+        raise ValueError(f"fill_label_holes needs a 2-D label image, got shape {lab.shape}")
+    background, n = ndi.label(lab == 0, structure=_CROSS)
+    hole = np.ones(n + 1, dtype=bool)  # per background region: does it miss the image edge?
+    hole[0] = False
+    for edge in (background[0], background[-1], background[:, 0], background[:, -1]):
+        hole[edge] = False
+    if not hole.any():
         return lab.copy()
-    ring = ndi.grey_dilation(holes, footprint=_CROSS) * fg  # hole id on its bordering pixels
-    ids = np.arange(1, n + 1)
-    lo = ndi.minimum(lab, ring, ids)
-    hi = ndi.maximum(lab, ring, ids)
+    # (region, label) of every 4-adjacent pair of a hole pixel and an instance pixel
+    regions, values = [], []
+    for a, b in (
+        (background[1:], lab[:-1]),
+        (background[:-1], lab[1:]),
+        (background[:, 1:], lab[:, :-1]),
+        (background[:, :-1], lab[:, 1:]),
+    ):
+        pair = hole[a] & (b > 0)
+        regions.append(a[pair])
+        values.append(b[pair].astype(np.int64))
+    regions, values = np.concatenate(regions), np.concatenate(values)
+    lo = np.full(n + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    hi = np.zeros(n + 1, dtype=np.int64)
+    np.minimum.at(lo, regions, values)
+    np.maximum.at(hi, regions, values)
     fill = np.zeros(n + 1, dtype=lab.dtype)
-    single = (lo == hi) & (hi > 0)
-    fill[1:][single] = np.asarray(hi)[single]
+    single = hole & (lo == hi)  # a ring of one label (every hole has a non-empty ring)
+    fill[single] = hi[single]
     out = lab.copy()
-    out[holes > 0] = fill[holes[holes > 0]]
+    inside = hole[background]
+    out[inside] = fill[background[inside]]
     return out
 
 

@@ -49,7 +49,7 @@ in the NHWC layout native to cuDNN's tensor-core and oneDNN's bfloat16 kernels. 
 ``true``, ``false`` or ``"auto"`` (:mod:`unet_repro.precision`): ``"auto"`` turns bfloat16 on
 where the hardware computes it natively (CUDA GPUs; CPUs with AMX-BF16 or AVX512-BF16, where
 with NHWC a base-16 step ran 2.1x and a base-32 step 2.9x faster than float32 on an Intel
-Xeon with AMX, README) and
+Xeon with AMX, docs/cpu-configuration.md) and
 NHWC on CUDA and with CPU bfloat16; float32 NCHW elsewhere, so a CPU without those
 instructions keeps the default path. On CUDA, tiles are prepared by ``workers`` data-loader
 processes (each ``prefetch_factor`` tiles ahead, persistent), in page-locked memory and copied
