@@ -114,6 +114,8 @@ def test_fill_label_holes_keeps_a_hole_that_shares_its_ring_pixel_with_another()
     np.testing.assert_array_equal(fill_label_holes(lab), lab)
     lab[1, 3] = 1  # one label around both: both filled
     assert (fill_label_holes(lab) == 1).all()
+    with pytest.raises(ValueError, match="2-D"):
+        fill_label_holes(np.ones((2, 3, 7), np.uint16))
 
 
 def test_selection_equals_exhaustive_search_and_prefers_growing_back():
